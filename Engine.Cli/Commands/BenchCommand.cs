@@ -1,0 +1,143 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Engine.Formats;
+using Engine.Runtime;
+using Engine.Runtime.Benchmarks;
+
+namespace Engine.Cli.Commands;
+
+/// <summary>
+/// <c>engine bench</c>: llama-bench's prompt-processing and generation tests on a model, or mat-vec bandwidth per
+/// weight format at given shapes (random weights), as a markdown table, JSON or CSV.
+/// </summary>
+public static class BenchCommand
+{
+    public static Command Create()
+    {
+        var model = CommonOptions.Model(required: false);
+        var prompt = new Option<int>("--n-prompt", "-p") { Description = "Prompt tokens for the pp test (0 skips it)", DefaultValueFactory = _ => 512 };
+        var generate = new Option<int>("--n-gen", "-n") { Description = "Generated tokens for the tg test (0 skips it)", DefaultValueFactory = _ => 128 };
+        var repetitions = new Option<int>("--repetitions", "-r") { Description = "Repetitions of each test", DefaultValueFactory = _ => 5 };
+        var matvec = new Option<string?>("--matvec")
+        {
+            Description = "Instead of a model, time mat-vec on random weights at these shapes, e.g. 4096x4096,8192x8192",
+        };
+        var types = new Option<string>("--types") { Description = "Weight formats for --matvec", DefaultValueFactory = _ => "f32,f16" };
+        var iterations = new Option<int>("--iterations") { Description = "Mat-vecs per repetition for --matvec", DefaultValueFactory = _ => 50 };
+        var output = new Option<string>("--output", "-o")
+        {
+            Description = "md, json or csv",
+            DefaultValueFactory = _ => "md",
+        };
+        output.AcceptOnlyFromAmong("md", "json", "csv");
+        var backend = CommonOptions.Backend();
+        var device = CommonOptions.Device();
+        var command = new Command("bench", "Measure prompt and generation tokens/s of a model, or mat-vec GB/s per weight format")
+        {
+            model, prompt, generate, repetitions, matvec, types, iterations, output, backend, device,
+        };
+        command.SetAction(parse =>
+        {
+            int reps = parse.GetValue(repetitions);
+            if (reps < 1) throw new ArgumentException("--repetitions must be at least 1");
+            var options = new ModelOptions { Backend = parse.GetValue(backend), DeviceIndex = parse.GetValue(device) };
+            string? shapes = parse.GetValue(matvec);
+            string? modelPath = parse.GetValue(model);
+            if ((shapes is null) == (modelPath is null))
+                throw new ArgumentException("give either --model PATH or --matvec SHAPES");
+
+            string deviceName;
+            IReadOnlyList<Measurement> rows;
+            string subject;
+            if (shapes is not null)
+            {
+                using var be = ModelLoader.CreateBackend(options);
+                deviceName = be.DeviceName;
+                subject = "random";
+                int iters = parse.GetValue(iterations);
+                if (iters < 1) throw new ArgumentException("--iterations must be at least 1");
+                rows = ParseShapes(shapes)
+                    .SelectMany(shape => ParseTypes(parse.GetValue(types)!).Select(type => (shape, type)))
+                    .Select(c => MatVecBenchmark.Run(be, c.shape.Rows, c.shape.Columns, c.type, iters, reps))
+                    .ToList();
+            }
+            else
+            {
+                int p = parse.GetValue(prompt), n = parse.GetValue(generate);
+                using var loaded = ModelLoader.Load(modelPath!, options with { MaxContext = Math.Max(p + n, 16) });
+                deviceName = loaded.Backend.DeviceName;
+                subject = Path.GetFileName(Path.TrimEndingDirectorySeparator(modelPath!));
+                rows = ModelBenchmark.Run(loaded, p, n, reps);
+            }
+            Console.Write(Format(parse.GetValue(output)!, subject, options.Backend.ToString().ToLowerInvariant(), deviceName, rows));
+            return 0;
+        });
+        return command;
+    }
+
+    private static IEnumerable<(int Rows, int Columns)> ParseShapes(string text) =>
+        text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(s =>
+        {
+            var parts = s.Split('x');
+            return parts.Length == 2 && int.TryParse(parts[0], out int r) && int.TryParse(parts[1], out int c) && r > 0 && c > 0
+                ? (r, c)
+                : throw new ArgumentException($"--matvec: '{s}' is not a shape like 4096x4096");
+        }).ToList();
+
+    private static IEnumerable<WeightType> ParseTypes(string text) =>
+        text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(name =>
+            WeightTypes.TryGet(name, out var info)
+                ? info.Type
+                : throw new ArgumentException($"--types: unknown weight format '{name}' (known: {string.Join(", ", WeightTypes.All.Select(t => t.Name))})")).ToList();
+
+    private static string Format(string kind, string subject, string backend, string device, IReadOnlyList<Measurement> rows)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        var text = new StringBuilder();
+        switch (kind)
+        {
+            case "json":
+                using (var stream = new MemoryStream())
+                {
+                    using (var writer = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
+                    {
+                        writer.WriteStartArray();
+                        foreach (var m in rows)
+                        {
+                            writer.WriteStartObject();
+                            writer.WriteString("model", subject);
+                            writer.WriteString("backend", backend);
+                            writer.WriteString("device", device);
+                            writer.WriteString("format", m.Format);
+                            writer.WriteString("test", m.Test);
+                            writer.WriteNumber("rate_mean", m.Mean);
+                            writer.WriteNumber("rate_sd", m.StandardDeviation);
+                            writer.WriteNumber("weight_gb_per_s", m.GigabytesPerSecond);
+                            writer.WriteStartArray("rates");
+                            foreach (double r in m.Rates) writer.WriteNumberValue(r);
+                            writer.WriteEndArray();
+                            writer.WriteEndObject();
+                        }
+                        writer.WriteEndArray();
+                    }
+                    text.Append(Encoding.UTF8.GetString(stream.ToArray())).Append('\n');
+                }
+                break;
+            case "csv":
+                text.Append("model,backend,device,format,test,rate_mean,rate_sd,weight_gb_per_s\n");
+                foreach (var m in rows)
+                    text.Append(inv, $"{subject},{backend},\"{device}\",{m.Format},{m.Test},{m.Mean:F3},{m.StandardDeviation:F3},{m.GigabytesPerSecond:F3}\n");
+                break;
+            default:
+                string unit = subject == "random" ? "mat-vec/s" : "t/s";
+                text.Append($"| model | backend | device | format | test | {unit} | weight GB/s |\n");
+                text.Append("| --- | --- | --- | --- | --- | ---: | ---: |\n");
+                foreach (var m in rows)
+                    text.Append(inv, $"| {subject} | {backend} | {device} | {m.Format} | {m.Test} | {m.Mean:F2} ± {m.StandardDeviation:F2} | {m.GigabytesPerSecond:F2} |\n");
+                break;
+        }
+        return text.ToString();
+    }
+}

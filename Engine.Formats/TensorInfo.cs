@@ -1,0 +1,18 @@
+namespace Engine.Formats;
+
+/// <summary>
+/// A stored tensor. Shapes are row-major with the last dimension contiguous, as in safetensors and PyTorch:
+/// a linear layer's weight is [out_features, in_features].
+/// </summary>
+public sealed record TensorInfo(string Name, long[] Shape, WeightType Type)
+{
+    public long ElementCount => Shape.Aggregate(1L, (a, b) => a * b);
+
+    /// <summary>Rows of the tensor seen as a matrix: the product of all dimensions but the last.</summary>
+    public long Rows => Shape.Length == 0 ? 1 : ElementCount / Shape[^1];
+
+    /// <summary>Length of a row: the last dimension.</summary>
+    public long Columns => Shape.Length == 0 ? 1 : Shape[^1];
+
+    public string ShapeText => "[" + string.Join(", ", Shape) + "]";
+}

@@ -1,0 +1,192 @@
+using Engine.Formats;
+
+namespace Engine.Runtime.Cpu;
+
+/// <summary>
+/// The reference backend: plain C# over float32 arrays, accumulating dot products and norms in float64. It is the
+/// oracle the shaders are tested against and the fallback when no Vulkan device exists.
+/// </summary>
+public sealed class CpuBackend : IBackend
+{
+    public string Name => "cpu";
+
+    public string DeviceName => $"CPU reference ({Environment.ProcessorCount} threads)";
+
+    public IWeightMatrix UploadMatrix(TensorInfo info, ReadOnlySpan<byte> data)
+    {
+        var (rows, columns) = MatrixShape.Of(info);
+        var values = new float[(long)rows * columns];
+        WeightTypes.Get(info.Type).Decode(data, values);
+        return new CpuWeightMatrix(values, rows, columns, info.Type);
+    }
+
+    public ITensor UploadVector(ReadOnlySpan<float> values) => new CpuTensor(values.ToArray());
+
+    public ITensor Allocate(int length) => new CpuTensor(new float[length]);
+
+    public void Embedding(IWeightMatrix table, ReadOnlySpan<int> tokens, ITensor output)
+    {
+        var matrix = (CpuWeightMatrix)table;
+        var o = Data(output);
+        for (int t = 0; t < tokens.Length; t++)
+        {
+            int token = tokens[t];
+            if ((uint)token >= (uint)matrix.Rows)
+                throw new ArgumentOutOfRangeException(nameof(tokens), $"token id {token} is outside the vocabulary (0..{matrix.Rows - 1})");
+            matrix.Row(token).CopyTo(o.AsSpan(t * matrix.Columns));
+        }
+    }
+
+    public void Linear(IWeightMatrix weight, ITensor? bias, ITensor x, ITensor y, int tokens)
+    {
+        var w = (CpuWeightMatrix)weight;
+        var input = Data(x);
+        var output = Data(y);
+        var b = bias is null ? null : Data(bias);
+        int rows = w.Rows, cols = w.Columns;
+        Parallel.For(0, rows, r =>
+        {
+            var row = w.Row(r);
+            for (int t = 0; t < tokens; t++)
+            {
+                double sum = Dot(row, input.AsSpan(t * cols, cols));
+                output[t * rows + r] = (float)(sum + (b?[r] ?? 0f));
+            }
+        });
+    }
+
+    public void RmsNorm(ITensor x, ITensor weight, ITensor y, int rows, int dim, float eps)
+    {
+        var input = Data(x);
+        var w = Data(weight);
+        var output = Data(y);
+        for (int r = 0; r < rows; r++)
+        {
+            var row = input.AsSpan(r * dim, dim);
+            double scale = 1.0 / Math.Sqrt(Dot(row, row) / dim + eps);
+            for (int i = 0; i < dim; i++)
+                output[r * dim + i] = (float)(row[i] * scale * w[i]);
+        }
+    }
+
+    public void Rope(ITensor x, ITensor table, int tokens, int heads, int headDim, int pos0, RopeLayout layout)
+    {
+        var data = Data(x);
+        var cosSin = Data(table);
+        int half = headDim / 2;
+        for (int t = 0; t < tokens; t++)
+        {
+            for (int h = 0; h < heads; h++)
+            {
+                int b = (t * heads + h) * headDim;
+                for (int i = 0; i < half; i++)
+                {
+                    int entry = ((pos0 + t) * half + i) * 2;
+                    float cos = cosSin[entry], sin = cosSin[entry + 1];
+                    int first = layout == RopeLayout.RotateHalf ? b + i : b + 2 * i;
+                    int second = layout == RopeLayout.RotateHalf ? b + i + half : b + 2 * i + 1;
+                    float xa = data[first], xb = data[second];
+                    data[first] = xa * cos - xb * sin;
+                    data[second] = xb * cos + xa * sin;
+                }
+            }
+        }
+    }
+
+    public void Attention(ITensor q, ITensor keys, ITensor values, ITensor output, int tokens, int pos0, int heads, int kvHeads, int headDim, float scale)
+    {
+        var query = Data(q);
+        var k = Data(keys);
+        var v = Data(values);
+        var o = Data(output);
+        int kvStride = kvHeads * headDim;
+        int group = heads / kvHeads;
+        Parallel.For(0, tokens * heads, index =>
+        {
+            int t = index / heads, h = index % heads;
+            int length = pos0 + t + 1;
+            int kvOffset = h / group * headDim;
+            var qRow = query.AsSpan((t * heads + h) * headDim, headDim);
+            var scores = new double[length];
+            double max = double.NegativeInfinity;
+            for (int p = 0; p < length; p++)
+            {
+                scores[p] = Dot(qRow, k.AsSpan(p * kvStride + kvOffset, headDim)) * scale;
+                max = Math.Max(max, scores[p]);
+            }
+            double sum = 0;
+            for (int p = 0; p < length; p++)
+            {
+                scores[p] = Math.Exp(scores[p] - max);
+                sum += scores[p];
+            }
+            for (int d = 0; d < headDim; d++)
+            {
+                double acc = 0;
+                for (int p = 0; p < length; p++) acc += scores[p] * v[p * kvStride + kvOffset + d];
+                o[(t * heads + h) * headDim + d] = (float)(acc / sum);
+            }
+        });
+    }
+
+    public void SwiGlu(ITensor gate, ITensor up, ITensor output, int count)
+    {
+        var g = Data(gate);
+        var u = Data(up);
+        var o = Data(output);
+        for (int i = 0; i < count; i++)
+        {
+            double x = g[i];
+            o[i] = (float)(x / (1.0 + Math.Exp(-x)) * u[i]);
+        }
+    }
+
+    public void Add(ITensor a, ITensor b, ITensor output, int count)
+    {
+        var x = Data(a);
+        var y = Data(b);
+        var o = Data(output);
+        for (int i = 0; i < count; i++) o[i] = x[i] + y[i];
+    }
+
+    public void Copy(ITensor source, int sourceOffset, ITensor destination, int destinationOffset, int count) =>
+        Data(source).AsSpan(sourceOffset, count).CopyTo(Data(destination).AsSpan(destinationOffset, count));
+
+    public void Softmax(ITensor x, int rows, int cols)
+    {
+        var data = Data(x);
+        for (int r = 0; r < rows; r++)
+        {
+            var row = data.AsSpan(r * cols, cols);
+            double max = double.NegativeInfinity;
+            foreach (float value in row) max = Math.Max(max, value);
+            double sum = 0;
+            for (int i = 0; i < cols; i++) sum += Math.Exp(row[i] - max);
+            for (int i = 0; i < cols; i++) row[i] = (float)(Math.Exp(row[i] - max) / sum);
+        }
+    }
+
+    public void Read(ITensor tensor, Span<float> destination) => Data(tensor).AsSpan(0, destination.Length).CopyTo(destination);
+
+    public void Dispose()
+    {
+    }
+
+    private static float[] Data(ITensor tensor) => ((CpuTensor)tensor).Data;
+
+    /// <summary>Dot product accumulated in float64.</summary>
+    private static double Dot(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+    {
+        double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        int i = 0;
+        for (; i + 4 <= a.Length; i += 4)
+        {
+            s0 += (double)a[i] * b[i];
+            s1 += (double)a[i + 1] * b[i + 1];
+            s2 += (double)a[i + 2] * b[i + 2];
+            s3 += (double)a[i + 3] * b[i + 3];
+        }
+        for (; i < a.Length; i++) s0 += (double)a[i] * b[i];
+        return s0 + s1 + s2 + s3;
+    }
+}

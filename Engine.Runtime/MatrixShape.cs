@@ -1,0 +1,17 @@
+using Engine.Formats;
+
+namespace Engine.Runtime;
+
+internal static class MatrixShape
+{
+    /// <summary>A tensor seen as a matrix [rows, columns], checked to fit the 32-bit indices the backends use.</summary>
+    public static (int Rows, int Columns) Of(TensorInfo info)
+    {
+        if (info.Shape.Length is < 1 or > 2)
+            throw new InvalidDataException($"tensor '{info.Name}' has shape {info.ShapeText}; a weight matrix must have 1 or 2 dimensions");
+        long rows = info.Rows, columns = info.Columns;
+        if (rows <= 0 || columns <= 0 || rows * columns > int.MaxValue)
+            throw new InvalidDataException($"tensor '{info.Name}' has unsupported shape {info.ShapeText}");
+        return ((int)rows, (int)columns);
+    }
+}

@@ -1,0 +1,24 @@
+namespace Engine.Runtime;
+
+public enum BackendKind
+{
+    Vulkan,
+    Cpu,
+}
+
+/// <summary>How to load and run a model.</summary>
+public sealed record ModelOptions
+{
+    public BackendKind Backend { get; init; } = BackendKind.Vulkan;
+
+    /// <summary>Vulkan device index; null picks ENGINE_DEVICE, else the best device.</summary>
+    public int? DeviceIndex { get; init; }
+
+    /// <summary>Context length cap; null means the model's own maximum (at most <see cref="DefaultMaxContext"/>).</summary>
+    public int? MaxContext { get; init; }
+
+    /// <summary>Tokens processed per prompt batch (activations are allocated for this many).</summary>
+    public int MaxBatch { get; init; } = 512;
+
+    public const int DefaultMaxContext = 4096;
+}

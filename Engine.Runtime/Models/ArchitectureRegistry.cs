@@ -1,0 +1,28 @@
+using Engine.Formats;
+
+namespace Engine.Runtime.Models;
+
+/// <summary>
+/// The one map from an architecture name (Hugging Face <c>model_type</c>) to the class that runs it.
+/// Adding an architecture is one file in this folder and one line here.
+/// </summary>
+public static class ArchitectureRegistry
+{
+    private delegate ILanguageModel Factory(ModelConfig config, ITensorSource tensors, IBackend backend, ModelOptions options);
+
+    private static readonly Dictionary<string, Factory> Factories = new(StringComparer.OrdinalIgnoreCase)
+    {
+        ["llama"] = (c, t, b, o) => new LlamaModel(c, t, b, o),
+        ["mistral"] = (c, t, b, o) => new LlamaModel(c, t, b, o),
+        ["qwen2"] = (c, t, b, o) => new LlamaModel(c, t, b, o),
+        ["qwen3"] = (c, t, b, o) => new LlamaModel(c, t, b, o),
+    };
+
+    public static IReadOnlyCollection<string> Names => Factories.Keys;
+
+    public static ILanguageModel Create(ModelConfig config, ITensorSource tensors, IBackend backend, ModelOptions options) =>
+        Factories.TryGetValue(config.Architecture, out var factory)
+            ? factory(config, tensors, backend, options)
+            : throw new NotSupportedException(
+                $"architecture '{config.Architecture}' is not supported (supported: {string.Join(", ", Factories.Keys.Order())})");
+}

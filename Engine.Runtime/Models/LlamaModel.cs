@@ -1,0 +1,209 @@
+using Engine.Formats;
+
+namespace Engine.Runtime.Models;
+
+/// <summary>
+/// The Llama family: Llama 2/3, Mistral, SmolLM, Qwen2 (q/k/v biases), Qwen3 (per-head q/k RMSNorm), with GQA,
+/// RoPE in either layout, SwiGLU feed-forward and a tied or separate output head. Optional parts are detected from
+/// the tensors present, so one class serves every member.
+/// Shapes: D = hidden size, H = heads, Hkv = kv heads, d = head dim, F = FFN size, V = vocab, B = batch tokens.
+/// </summary>
+public sealed class LlamaModel : ILanguageModel
+{
+    private sealed class Layer
+    {
+        public required ITensor AttentionNorm { get; init; }   // [D]
+        public required IWeightMatrix Query { get; init; }     // [H*d, D]
+        public required IWeightMatrix Key { get; init; }       // [Hkv*d, D]
+        public required IWeightMatrix Value { get; init; }     // [Hkv*d, D]
+        public required IWeightMatrix Output { get; init; }    // [D, H*d]
+        public ITensor? QueryBias { get; init; }               // [H*d] (Qwen2)
+        public ITensor? KeyBias { get; init; }                 // [Hkv*d]
+        public ITensor? ValueBias { get; init; }               // [Hkv*d]
+        public ITensor? QueryNorm { get; init; }               // [d] (Qwen3)
+        public ITensor? KeyNorm { get; init; }                 // [d]
+        public required ITensor FfnNorm { get; init; }         // [D]
+        public required IWeightMatrix Gate { get; init; }      // [F, D]
+        public required IWeightMatrix Up { get; init; }        // [F, D]
+        public required IWeightMatrix Down { get; init; }      // [D, F]
+    }
+
+    /// <summary>Keys and values of every layer: [layer][position][Hkv*d].</summary>
+    private sealed class KvCache(ITensor[] keys, ITensor[] values) : IModelState
+    {
+        public ITensor[] Keys { get; } = keys;
+        public ITensor[] Values { get; } = values;
+        public int Position { get; set; }
+
+        public void Reset() => Position = 0;
+    }
+
+    private const int LogitsBatch = 64;
+
+    private readonly Layer[] _layers;
+    private readonly IWeightMatrix _embedding;   // [V, D]
+    private readonly IWeightMatrix _head;        // [V, D], the embedding when tied
+    private readonly ITensor _finalNorm;         // [D]
+    private readonly ITensor _ropeTable;         // [MaxContext][d/2] (cos, sin)
+    private readonly int _maxBatch;
+    private readonly int _dim, _heads, _kvHeads, _headDim, _ffn, _vocab;
+    private readonly float _eps;
+
+    // Activations, allocated once for the largest batch.
+    private readonly ITensor _x, _normed, _q, _k, _v, _attention, _gate, _up, _logits;
+
+    public ModelConfig Config { get; }
+    public IBackend Backend { get; }
+    public int MaxContext { get; }
+
+    public long WeightBytesPerToken =>
+        _head.ByteSize + _layers.Sum(l => l.Query.ByteSize + l.Key.ByteSize + l.Value.ByteSize + l.Output.ByteSize
+                                          + l.Gate.ByteSize + l.Up.ByteSize + l.Down.ByteSize);
+
+    public string WeightFormats =>
+        string.Join("+", new[] { _embedding, _head }.Concat(_layers.SelectMany(l => new[] { l.Query, l.Down }))
+            .Select(m => WeightTypes.Get(m.Type).Name).Distinct());
+
+    public LlamaModel(ModelConfig config, ITensorSource tensors, IBackend backend, ModelOptions options)
+    {
+        Config = config;
+        Backend = backend;
+        _dim = config.HiddenSize;
+        _heads = config.HeadCount;
+        _kvHeads = config.KvHeadCount;
+        _headDim = config.HeadDim;
+        _ffn = config.IntermediateSize;
+        _vocab = config.VocabSize;
+        _eps = (float)config.RmsNormEps;
+        if (_heads <= 0 || _kvHeads <= 0 || _heads % _kvHeads != 0 || _headDim <= 0 || _headDim % 2 != 0)
+            throw new InvalidDataException($"unsupported attention shape: {_heads} heads, {_kvHeads} kv heads, head dim {_headDim}");
+        MaxContext = Math.Min(options.MaxContext ?? Math.Min(config.MaxPositions, ModelOptions.DefaultMaxContext), config.MaxPositions);
+        if (MaxContext <= 0) throw new InvalidDataException($"context length {MaxContext} is not positive");
+        _maxBatch = Math.Clamp(options.MaxBatch, 1, MaxContext);
+
+        var loader = new WeightLoader(tensors, backend);
+        _embedding = loader.Matrix("model.embed_tokens.weight", _vocab, _dim);
+        _head = tensors.TryGet("lm_head.weight", out _) ? loader.Matrix("lm_head.weight", _vocab, _dim) : _embedding;
+        _finalNorm = loader.Vector("model.norm.weight", _dim);
+        _layers = new Layer[config.LayerCount];
+        int qDim = _heads * _headDim, kvDim = _kvHeads * _headDim;
+        for (int i = 0; i < _layers.Length; i++)
+        {
+            string p = $"model.layers.{i}.";
+            _layers[i] = new Layer
+            {
+                AttentionNorm = loader.Vector(p + "input_layernorm.weight", _dim),
+                Query = loader.Matrix(p + "self_attn.q_proj.weight", qDim, _dim),
+                Key = loader.Matrix(p + "self_attn.k_proj.weight", kvDim, _dim),
+                Value = loader.Matrix(p + "self_attn.v_proj.weight", kvDim, _dim),
+                Output = loader.Matrix(p + "self_attn.o_proj.weight", _dim, qDim),
+                QueryBias = loader.OptionalVector(p + "self_attn.q_proj.bias", qDim),
+                KeyBias = loader.OptionalVector(p + "self_attn.k_proj.bias", kvDim),
+                ValueBias = loader.OptionalVector(p + "self_attn.v_proj.bias", kvDim),
+                QueryNorm = loader.OptionalVector(p + "self_attn.q_norm.weight", _headDim),
+                KeyNorm = loader.OptionalVector(p + "self_attn.k_norm.weight", _headDim),
+                FfnNorm = loader.Vector(p + "post_attention_layernorm.weight", _dim),
+                Gate = loader.Matrix(p + "mlp.gate_proj.weight", _ffn, _dim),
+                Up = loader.Matrix(p + "mlp.up_proj.weight", _ffn, _dim),
+                Down = loader.Matrix(p + "mlp.down_proj.weight", _dim, _ffn),
+            };
+        }
+        _ropeTable = backend.UploadVector(RopeTable.Compute(MaxContext, _headDim, config.RopeTheta, RopeScaling.FromConfig(config.Raw)));
+
+        int b = _maxBatch;
+        _x = backend.Allocate(b * _dim);
+        _normed = backend.Allocate(b * _dim);
+        _q = backend.Allocate(b * qDim);
+        _k = backend.Allocate(b * kvDim);
+        _v = backend.Allocate(b * kvDim);
+        _attention = backend.Allocate(b * qDim);
+        _gate = backend.Allocate(b * _ffn);
+        _up = backend.Allocate(b * _ffn);
+        _logits = backend.Allocate(Math.Min(b, LogitsBatch) * _vocab);
+    }
+
+    public IModelState CreateState()
+    {
+        int size = MaxContext * _kvHeads * _headDim;
+        var keys = new ITensor[_layers.Length];
+        var values = new ITensor[_layers.Length];
+        for (int i = 0; i < _layers.Length; i++)
+        {
+            keys[i] = Backend.Allocate(size);
+            values[i] = Backend.Allocate(size);
+        }
+        return new KvCache(keys, values);
+    }
+
+    public void Forward(IModelState state, ReadOnlySpan<int> tokens, Span<float> logits, bool allPositions)
+    {
+        var cache = state as KvCache ?? throw new ArgumentException("the state was made by another model", nameof(state));
+        if (tokens.IsEmpty) throw new ArgumentException("no tokens to feed", nameof(tokens));
+        if (cache.Position + tokens.Length > MaxContext)
+            throw new ArgumentException($"context full: {cache.Position} + {tokens.Length} tokens exceed the context length {MaxContext}");
+        int expected = allPositions ? tokens.Length * _vocab : _vocab;
+        if (logits.Length != expected)
+            throw new ArgumentException($"logits buffer holds {logits.Length} floats, {expected} needed", nameof(logits));
+
+        for (int start = 0; start < tokens.Length; start += _maxBatch)
+        {
+            int count = Math.Min(_maxBatch, tokens.Length - start);
+            Layers(cache, tokens.Slice(start, count));
+            if (allPositions)
+                Logits(0, count, logits.Slice(start * _vocab, count * _vocab));
+            else if (start + count == tokens.Length)
+                Logits(count - 1, 1, logits);
+            cache.Position += count;
+        }
+    }
+
+    public void Dispose() => Backend.Dispose();
+
+    /// <summary>Runs every layer on a batch, leaving the hidden states in _x and storing keys/values in the cache.</summary>
+    private void Layers(KvCache cache, ReadOnlySpan<int> tokens)
+    {
+        var be = Backend;
+        int n = tokens.Length, pos = cache.Position;
+        int kvDim = _kvHeads * _headDim;
+        float scale = 1f / MathF.Sqrt(_headDim);
+        be.Embedding(_embedding, tokens, _x);
+        for (int i = 0; i < _layers.Length; i++)
+        {
+            var layer = _layers[i];
+            be.RmsNorm(_x, layer.AttentionNorm, _normed, n, _dim, _eps);
+            be.Linear(layer.Query, layer.QueryBias, _normed, _q, n);
+            be.Linear(layer.Key, layer.KeyBias, _normed, _k, n);
+            be.Linear(layer.Value, layer.ValueBias, _normed, _v, n);
+            if (layer.QueryNorm is not null) be.RmsNorm(_q, layer.QueryNorm, _q, n * _heads, _headDim, _eps);
+            if (layer.KeyNorm is not null) be.RmsNorm(_k, layer.KeyNorm, _k, n * _kvHeads, _headDim, _eps);
+            be.Rope(_q, _ropeTable, n, _heads, _headDim, pos, Config.RopeLayout);
+            be.Rope(_k, _ropeTable, n, _kvHeads, _headDim, pos, Config.RopeLayout);
+            be.Copy(_k, 0, cache.Keys[i], pos * kvDim, n * kvDim);
+            be.Copy(_v, 0, cache.Values[i], pos * kvDim, n * kvDim);
+            be.Attention(_q, cache.Keys[i], cache.Values[i], _attention, n, pos, _heads, _kvHeads, _headDim, scale);
+            be.Linear(layer.Output, null, _attention, _normed, n);
+            be.Add(_x, _normed, _x, n * _dim);
+
+            be.RmsNorm(_x, layer.FfnNorm, _normed, n, _dim, _eps);
+            be.Linear(layer.Gate, null, _normed, _gate, n);
+            be.Linear(layer.Up, null, _normed, _up, n);
+            be.SwiGlu(_gate, _up, _gate, n * _ffn);
+            be.Linear(layer.Down, null, _gate, _normed, n);
+            be.Add(_x, _normed, _x, n * _dim);
+        }
+    }
+
+    /// <summary>Final norm and head for batch rows [first, first + count) of _x, read into <paramref name="destination"/>.</summary>
+    private void Logits(int first, int count, Span<float> destination)
+    {
+        var be = Backend;
+        for (int done = 0; done < count; done += LogitsBatch)
+        {
+            int rows = Math.Min(LogitsBatch, count - done);
+            be.Copy(_x, (first + done) * _dim, _normed, 0, rows * _dim);
+            be.RmsNorm(_normed, _finalNorm, _normed, rows, _dim, _eps);
+            be.Linear(_head, null, _normed, _logits, rows);
+            be.Read(_logits, destination.Slice(done * _vocab, rows * _vocab));
+        }
+    }
+}

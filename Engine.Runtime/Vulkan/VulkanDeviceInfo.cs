@@ -1,0 +1,11 @@
+namespace Engine.Runtime.Vulkan;
+
+/// <summary>A physical device as the Vulkan loader reports it.</summary>
+public sealed record VulkanDeviceInfo(
+    int Index,
+    string Name,
+    string Kind,
+    string ApiVersion,
+    long DeviceLocalBytes,
+    ulong MaxStorageBufferRange,
+    uint SubgroupSize);

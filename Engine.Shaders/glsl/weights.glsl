@@ -1,0 +1,61 @@
+// Weight storage, one variant per format: exactly one of DATA_F32, DATA_F16, DATA_BF16 is defined.
+// A weight matrix is stored row-major with every row padded to a multiple of 8 weights (zeros), so a row
+// starts on a 16-byte boundary and a group of 8 weights is one or two aligned vector loads.
+// The including shader defines WEIGHT_BINDING.
+
+#if defined(DATA_F32)
+layout(std430, binding = WEIGHT_BINDING) readonly buffer WeightBuffer { vec4 weights[]; };
+
+// The 8 weights starting at element `first` (a multiple of 8).
+void load_weight8(uint first, out vec4 lo, out vec4 hi)
+{
+    lo = weights[first / 4];
+    hi = weights[first / 4 + 1];
+}
+
+float load_weight(uint element)
+{
+    return weights[element / 4][element % 4];
+}
+
+#elif defined(DATA_F16)
+layout(std430, binding = WEIGHT_BINDING) readonly buffer WeightBuffer { uvec4 weights[]; };
+
+void load_weight8(uint first, out vec4 lo, out vec4 hi)
+{
+    uvec4 packed = weights[first / 8];
+    lo = vec4(unpackHalf2x16(packed.x), unpackHalf2x16(packed.y));
+    hi = vec4(unpackHalf2x16(packed.z), unpackHalf2x16(packed.w));
+}
+
+float load_weight(uint element)
+{
+    uint word = weights[element / 8][(element % 8) / 2];
+    return unpackHalf2x16(word)[element % 2];
+}
+
+#elif defined(DATA_BF16)
+layout(std430, binding = WEIGHT_BINDING) readonly buffer WeightBuffer { uvec4 weights[]; };
+
+// bf16 is the upper half of a float32: a shift or a mask rebuilds it exactly.
+vec2 unpack_bf16x2(uint word)
+{
+    return vec2(uintBitsToFloat(word << 16), uintBitsToFloat(word & 0xFFFF0000u));
+}
+
+void load_weight8(uint first, out vec4 lo, out vec4 hi)
+{
+    uvec4 packed = weights[first / 8];
+    lo = vec4(unpack_bf16x2(packed.x), unpack_bf16x2(packed.y));
+    hi = vec4(unpack_bf16x2(packed.z), unpack_bf16x2(packed.w));
+}
+
+float load_weight(uint element)
+{
+    uint word = weights[element / 8][(element % 8) / 2];
+    return unpack_bf16x2(word)[element % 2];
+}
+
+#else
+#error "define one of DATA_F32, DATA_F16, DATA_BF16"
+#endif

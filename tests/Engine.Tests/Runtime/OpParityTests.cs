@@ -1,0 +1,220 @@
+using Engine.Formats;
+using Engine.Runtime;
+using Engine.Runtime.Benchmarks;
+using Xunit;
+
+namespace Engine.Tests.Runtime;
+
+/// <summary>Every shader against the CPU reference on fresh random inputs, at sizes that are not multiples of a workgroup.</summary>
+public sealed class OpParityTests(BackendPair backends) : IClassFixture<BackendPair>
+{
+    private readonly Random _random = new();
+
+    private float[] RandomValues(int count, double scale = 1.0)
+    {
+        var values = new float[count];
+        for (int i = 0; i < count; i++) values[i] = (float)((_random.NextDouble() * 2 - 1) * scale);
+        return values;
+    }
+
+    /// <summary>Runs the same op on both backends over the same inputs and returns (reference, vulkan) outputs.</summary>
+    private (float[] Cpu, float[] Vulkan) Both(Func<IBackend, ITensor> op, int outputLength)
+    {
+        var cpu = new float[outputLength];
+        var gpu = new float[outputLength];
+        backends.Cpu.Read(op(backends.Cpu), cpu);
+        backends.Vulkan.Read(op(backends.Vulkan), gpu);
+        return (cpu, gpu);
+    }
+
+    private static void AssertClose(float[] expected, float[] actual, double relativeTolerance, string what)
+    {
+        double scale = Math.Max(1.0, expected.Max(v => Math.Abs((double)v)));
+        int worst = 0;
+        double worstError = 0;
+        for (int i = 0; i < expected.Length; i++)
+        {
+            double error = Math.Abs((double)expected[i] - actual[i]);
+            if (double.IsNaN(error) || error > worstError) (worst, worstError) = (i, double.IsNaN(error) ? double.PositiveInfinity : error);
+        }
+        Assert.True(worstError <= relativeTolerance * scale,
+            $"{what}: element {worst} is {actual[worst]}, reference {expected[worst]} (error {worstError:G3}, allowed {relativeTolerance * scale:G3})");
+    }
+
+    public static TheoryData<WeightType, int, int, int> LinearCases() => new()
+    {
+        { WeightType.F32, 1, 129, 515 },
+        { WeightType.F16, 1, 67, 1000 },
+        { WeightType.BF16, 1, 300, 77 },
+        { WeightType.F32, 70, 131, 77 },
+        { WeightType.F16, 5, 64, 64 },
+        { WeightType.BF16, 129, 65, 259 },
+        { WeightType.F16, 3, 1, 9 },
+    };
+
+    [Theory]
+    [MemberData(nameof(LinearCases))]
+    public void Linear_matches_reference(WeightType type, int tokens, int rows, int columns)
+    {
+        var info = new TensorInfo("w", [rows, columns], type);
+        byte[] weights = MatVecBenchmark.Encode(RandomValues(rows * columns), type);
+        float[] x = RandomValues(tokens * columns);
+        float[] bias = RandomValues(rows);
+        foreach (bool withBias in new[] { false, true })
+        {
+            var (cpu, gpu) = Both(be =>
+            {
+                var y = be.Allocate(tokens * rows);
+                be.Linear(be.UploadMatrix(info, weights), withBias ? be.UploadVector(bias) : null, be.UploadVector(x), y, tokens);
+                return y;
+            }, tokens * rows);
+            AssertClose(cpu, gpu, 1e-5, $"{type} linear {tokens}x[{rows},{columns}] bias={withBias}");
+        }
+    }
+
+    [Fact]
+    public void Linear_splits_a_matrix_larger_than_one_binding()
+    {
+        // 8200 x 4100 f32 is 134 MB: above lavapipe's 128 MiB storage-buffer range, so it is stored in two chunks.
+        const int rows = 8200, columns = 4100;
+        var info = new TensorInfo("big", [rows, columns], WeightType.F32);
+        byte[] weights = MatVecBenchmark.Encode(RandomValues(rows * columns), WeightType.F32);
+        float[] x = RandomValues(3 * columns);
+        foreach (int tokens in new[] { 1, 3 })
+        {
+            var (cpu, gpu) = Both(be =>
+            {
+                var y = be.Allocate(tokens * rows);
+                be.Linear(be.UploadMatrix(info, weights), null, be.UploadVector(x), y, tokens);
+                return y;
+            }, tokens * rows);
+            AssertClose(cpu, gpu, 1e-5, $"chunked linear, {tokens} token(s)");
+        }
+    }
+
+    [Theory]
+    [InlineData(WeightType.F32)]
+    [InlineData(WeightType.F16)]
+    [InlineData(WeightType.BF16)]
+    public void Embedding_matches_reference(WeightType type)
+    {
+        const int vocab = 301, dim = 75;
+        var info = new TensorInfo("e", [vocab, dim], type);
+        byte[] table = MatVecBenchmark.Encode(RandomValues(vocab * dim), type);
+        int[] tokens = [0, 300, 17, 17, 150, 299, 1];
+        var (cpu, gpu) = Both(be =>
+        {
+            var o = be.Allocate(tokens.Length * dim);
+            be.Embedding(be.UploadMatrix(info, table), tokens, o);
+            return o;
+        }, tokens.Length * dim);
+        AssertClose(cpu, gpu, 0, $"{type} embedding");
+    }
+
+    [Theory]
+    [InlineData(1, 384)]
+    [InlineData(7, 65)]
+    [InlineData(24, 16)]
+    public void RmsNorm_matches_reference(int rows, int dim)
+    {
+        float[] x = RandomValues(rows * dim, 3);
+        float[] w = RandomValues(dim);
+        var (cpu, gpu) = Both(be =>
+        {
+            var t = be.UploadVector(x);
+            be.RmsNorm(t, be.UploadVector(w), t, rows, dim, 1e-5f);
+            return t;
+        }, rows * dim);
+        AssertClose(cpu, gpu, 1e-5, "rmsnorm");
+    }
+
+    [Theory]
+    [InlineData(RopeLayout.RotateHalf, 1, 4, 64, 37)]
+    [InlineData(RopeLayout.Interleaved, 5, 3, 8, 0)]
+    [InlineData(RopeLayout.RotateHalf, 9, 6, 18, 100)]
+    public void Rope_matches_reference(RopeLayout layout, int tokens, int heads, int headDim, int pos0)
+    {
+        float[] x = RandomValues(tokens * heads * headDim);
+        float[] table = RopeTable.Compute(pos0 + tokens, headDim, 10000.0);
+        var (cpu, gpu) = Both(be =>
+        {
+            var t = be.UploadVector(x);
+            be.Rope(t, be.UploadVector(table), tokens, heads, headDim, pos0, layout);
+            return t;
+        }, x.Length);
+        AssertClose(cpu, gpu, 1e-6, $"rope {layout}");
+    }
+
+    [Theory]
+    [InlineData(1, 0, 4, 2, 16)]     // first token
+    [InlineData(1, 130, 6, 2, 64)]   // decode with a cache longer than two chunks
+    [InlineData(12, 0, 4, 4, 16)]    // prefill, no GQA
+    [InlineData(70, 5, 8, 2, 100)]   // prefill after earlier tokens, head dim not a multiple of 64
+    [InlineData(2, 3, 2, 1, 256)]    // largest head dim
+    public void Attention_matches_reference(int tokens, int pos0, int heads, int kvHeads, int headDim)
+    {
+        int length = pos0 + tokens;
+        float[] q = RandomValues(tokens * heads * headDim);
+        float[] k = RandomValues(length * kvHeads * headDim);
+        float[] v = RandomValues(length * kvHeads * headDim);
+        float scale = 1f / MathF.Sqrt(headDim);
+        var (cpu, gpu) = Both(be =>
+        {
+            var o = be.Allocate(q.Length);
+            be.Attention(be.UploadVector(q), be.UploadVector(k), be.UploadVector(v), o, tokens, pos0, heads, kvHeads, headDim, scale);
+            return o;
+        }, q.Length);
+        AssertClose(cpu, gpu, 1e-5, "attention");
+    }
+
+    [Theory]
+    [InlineData(1)]
+    [InlineData(1000)]
+    [InlineData(70001)]
+    public void Elementwise_ops_match_reference(int count)
+    {
+        float[] a = RandomValues(count, 8);
+        float[] b = RandomValues(count);
+        var (cpu, gpu) = Both(be =>
+        {
+            var o = be.Allocate(count);
+            be.SwiGlu(be.UploadVector(a), be.UploadVector(b), o, count);
+            return o;
+        }, count);
+        AssertClose(cpu, gpu, 1e-6, "swiglu");
+
+        (cpu, gpu) = Both(be =>
+        {
+            var o = be.UploadVector(a);
+            be.Add(o, be.UploadVector(b), o, count);
+            return o;
+        }, count);
+        AssertClose(cpu, gpu, 0, "add");
+
+        int offset = count / 3;
+        (cpu, gpu) = Both(be =>
+        {
+            var o = be.Allocate(count + 5);
+            be.Copy(be.UploadVector(a), offset, o, 5, count - offset);
+            return o;
+        }, count + 5);
+        AssertClose(cpu, gpu, 0, "copy");
+        Assert.Equal(a[offset], gpu[5]);
+    }
+
+    [Theory]
+    [InlineData(1, 4096)]
+    [InlineData(5, 77)]
+    public void Softmax_matches_reference(int rows, int cols)
+    {
+        float[] x = RandomValues(rows * cols, 20);
+        var (cpu, gpu) = Both(be =>
+        {
+            var t = be.UploadVector(x);
+            be.Softmax(t, rows, cols);
+            return t;
+        }, x.Length);
+        AssertClose(cpu, gpu, 1e-6, "softmax");
+        Assert.Equal(1.0, gpu.Take(cols).Sum(v => (double)v), 4);
+    }
+}

@@ -1,0 +1,24 @@
+using System.Text.Json;
+
+namespace Engine.Tests.Runtime;
+
+/// <summary>A reference.json from ../shared: prompt ids, per-position logits and greedy tokens.</summary>
+public sealed class ReferenceFile
+{
+    public int[] InputIds { get; }
+    public float[][] Logits { get; }
+    public int[] GreedyNewTokens { get; }
+
+    public ReferenceFile(string path)
+    {
+        using var document = JsonDocument.Parse(File.ReadAllBytes(path));
+        var root = document.RootElement;
+        InputIds = Ints(root.TryGetProperty("input_ids", out var ids) ? ids : root.GetProperty("prompt_ids"));
+        Logits = root.TryGetProperty("logits", out var logits)
+            ? logits.EnumerateArray().Select(row => row.EnumerateArray().Select(v => v.GetSingle()).ToArray()).ToArray()
+            : [];
+        GreedyNewTokens = Ints(root.GetProperty("greedy_new_tokens"));
+    }
+
+    private static int[] Ints(JsonElement array) => array.EnumerateArray().Select(v => v.GetInt32()).ToArray();
+}
