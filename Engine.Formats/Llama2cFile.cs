@@ -10,25 +10,17 @@ namespace Engine.Formats;
 /// under Hugging Face Llama names, each layer's slice of a stacked array as its own tensor; RoPE is interleaved.
 /// The header and the file length are checked before anything is read.
 /// </summary>
-public sealed class Llama2cFile : ITensorSource
+public sealed class Llama2cFile : TensorFile
 {
     public const int HeaderBytes = 7 * sizeof(int);
 
-    private readonly SafeFileHandle _handle;
-    private readonly Dictionary<string, StoredTensor> _byName;
-    private readonly TensorInfo[] _tensors;
 
     private Llama2cFile(string path, SafeFileHandle handle, ModelConfig config, long expectedLength, List<StoredTensor> tensors)
+        : base(path, handle, tensors)
     {
-        Path = path;
-        _handle = handle;
         Config = config;
         ExpectedLength = expectedLength;
-        _byName = tensors.ToDictionary(t => t.Info.Name, StringComparer.Ordinal);
-        _tensors = [.. tensors.Select(t => t.Info)];
     }
-
-    public string Path { get; }
 
     /// <summary>The hyper-parameters from the header (Architecture "llama", interleaved RoPE, BOS 1, theta 10000).</summary>
     public ModelConfig Config { get; }
@@ -36,53 +28,7 @@ public sealed class Llama2cFile : ITensorSource
     /// <summary>The file length the header implies: header, weights, freq_cis tables and classifier.</summary>
     public long ExpectedLength { get; }
 
-    public IReadOnlyList<TensorInfo> Tensors => _tensors;
-
-    public static Llama2cFile Open(string path)
-    {
-        ArgumentNullException.ThrowIfNull(path);
-        var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.RandomAccess);
-        try
-        {
-            return Read(path, handle);
-        }
-        catch
-        {
-            handle.Dispose();
-            throw;
-        }
-    }
-
-    public bool TryGet(string name, out TensorInfo info)
-    {
-        if (_byName.TryGetValue(name, out var stored))
-        {
-            info = stored.Info;
-            return true;
-        }
-        info = null!;
-        return false;
-    }
-
-    public byte[] ReadBytes(string name) => FileReads.ReadTensor(_handle, Find(name), Path);
-
-    /// <summary>Reads <paramref name="destination"/>.Length bytes of a tensor starting <paramref name="byteOffset"/> bytes into it.</summary>
-    public void ReadBytes(string name, long byteOffset, Span<byte> destination) =>
-        FileReads.ReadTensorRange(_handle, Find(name), byteOffset, destination, Path);
-
-    /// <summary>Absolute file offset and length of a tensor's bytes.</summary>
-    public (long Offset, long Length) GetByteRange(string name)
-    {
-        var stored = Find(name);
-        return (stored.Offset, stored.Length);
-    }
-
-    public void Dispose() => _handle.Dispose();
-
-    public override string ToString() => Path;
-
-    private StoredTensor Find(string name) =>
-        _byName.TryGetValue(name, out var stored) ? stored : throw new InvalidDataException($"tensor '{name}' not found in {Path}");
+    public static Llama2cFile Open(string path) => Open(path, Read);
 
     private static Llama2cFile Read(string path, SafeFileHandle handle)
     {

@@ -10,29 +10,20 @@ namespace Engine.Formats;
 /// The header is validated in full before anything the size of a tensor is allocated; tensor bytes are read on demand
 /// with positional reads, and the file stays open until <see cref="Dispose"/>.
 /// </summary>
-public sealed class SafetensorsFile : ITensorSource
+public sealed class SafetensorsFile : TensorFile
 {
     /// <summary>Headers larger than this are refused before they are read (the format's reference reader uses 100 MB too).</summary>
     public const long MaxHeaderBytes = 100_000_000;
 
-    private readonly SafeFileHandle _handle;
-    private readonly Dictionary<string, StoredTensor> _byName;
-    private readonly TensorInfo[] _tensors;
 
     private SafetensorsFile(string path, SafeFileHandle handle, long dataOffset, long dataLength,
-        Dictionary<string, StoredTensor> byName, TensorInfo[] tensors, IReadOnlyDictionary<string, string> metadata)
+        IReadOnlyList<StoredTensor> tensors, IReadOnlyDictionary<string, string> metadata)
+        : base(path, handle, tensors)
     {
-        Path = path;
-        _handle = handle;
         DataOffset = dataOffset;
         DataLength = dataLength;
-        _byName = byName;
-        _tensors = tensors;
         Metadata = metadata;
     }
-
-    /// <summary>The path the file was opened with.</summary>
-    public string Path { get; }
 
     /// <summary>Absolute offset of the data section (8 + header length).</summary>
     public long DataOffset { get; }
@@ -43,54 +34,7 @@ public sealed class SafetensorsFile : ITensorSource
     /// <summary>The <c>__metadata__</c> entries (string to string); empty when the header has none.</summary>
     public IReadOnlyDictionary<string, string> Metadata { get; }
 
-    /// <summary>The tensors in header order.</summary>
-    public IReadOnlyList<TensorInfo> Tensors => _tensors;
-
-    public static SafetensorsFile Open(string path)
-    {
-        ArgumentNullException.ThrowIfNull(path);
-        var handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read, FileShare.Read, FileOptions.RandomAccess);
-        try
-        {
-            return Read(path, handle);
-        }
-        catch
-        {
-            handle.Dispose();
-            throw;
-        }
-    }
-
-    public bool TryGet(string name, out TensorInfo info)
-    {
-        if (_byName.TryGetValue(name, out var stored))
-        {
-            info = stored.Info;
-            return true;
-        }
-        info = null!;
-        return false;
-    }
-
-    public byte[] ReadBytes(string name) => FileReads.ReadTensor(_handle, Find(name), Path);
-
-    /// <summary>Reads <paramref name="destination"/>.Length bytes of a tensor starting <paramref name="byteOffset"/> bytes into it.</summary>
-    public void ReadBytes(string name, long byteOffset, Span<byte> destination) =>
-        FileReads.ReadTensorRange(_handle, Find(name), byteOffset, destination, Path);
-
-    /// <summary>Absolute file offset and length of a tensor's bytes.</summary>
-    public (long Offset, long Length) GetByteRange(string name)
-    {
-        var stored = Find(name);
-        return (stored.Offset, stored.Length);
-    }
-
-    public void Dispose() => _handle.Dispose();
-
-    public override string ToString() => Path;
-
-    private StoredTensor Find(string name) =>
-        _byName.TryGetValue(name, out var stored) ? stored : throw new InvalidDataException($"tensor '{name}' not found in {Path}");
+    public static SafetensorsFile Open(string path) => Open(path, Read);
 
     private static SafetensorsFile Read(string path, SafeFileHandle handle)
     {
@@ -132,8 +76,8 @@ public sealed class SafetensorsFile : ITensorSource
             if (root.ValueKind != JsonValueKind.Object)
                 throw new InvalidDataException($"{path}: header must be a JSON object, found {root.ValueKind}");
 
-            var byName = new Dictionary<string, StoredTensor>(StringComparer.Ordinal);
-            var tensors = new List<TensorInfo>();
+            var tensors = new List<StoredTensor>();
+            var names = new HashSet<string>(StringComparer.Ordinal);
             IReadOnlyDictionary<string, string> metadata = new Dictionary<string, string>();
             foreach (var property in root.EnumerateObject())
             {
@@ -142,13 +86,11 @@ public sealed class SafetensorsFile : ITensorSource
                     metadata = ReadMetadata(path, property.Value);
                     continue;
                 }
-                if (byName.ContainsKey(property.Name))
+                if (!names.Add(property.Name))
                     throw new InvalidDataException($"{path}: tensor '{property.Name}' appears twice in the header");
-                var stored = ReadEntry(path, property.Name, property.Value, dataOffset, dataLength);
-                byName.Add(property.Name, stored);
-                tensors.Add(stored.Info);
+                tensors.Add(ReadEntry(path, property.Name, property.Value, dataOffset, dataLength));
             }
-            return new SafetensorsFile(path, handle, dataOffset, dataLength, byName, [.. tensors], metadata);
+            return new SafetensorsFile(path, handle, dataOffset, dataLength, tensors, metadata);
         }
     }
 

@@ -7,7 +7,7 @@ internal sealed class WeightLoader(ITensorSource tensors, IBackend backend)
 {
     public IWeightMatrix Matrix(string name, int rows, int columns)
     {
-        var info = Require(name);
+        var info = tensors.Require(name);
         if (info.Rows != rows || info.Columns != columns || info.Shape.Length != 2)
             throw new InvalidDataException($"tensor '{name}' has shape {info.ShapeText}, the config implies [{rows}, {columns}]");
         return backend.UploadMatrix(info, tensors.ReadBytes(name));
@@ -15,17 +15,12 @@ internal sealed class WeightLoader(ITensorSource tensors, IBackend backend)
 
     public ITensor Vector(string name, int length)
     {
-        var info = Require(name);
+        var info = tensors.Require(name);
         if (info.ElementCount != length)
             throw new InvalidDataException($"tensor '{name}' has shape {info.ShapeText}, the config implies [{length}]");
-        var values = new float[length];
-        WeightTypes.Get(info.Type).Decode(tensors.ReadBytes(name), values);
-        return backend.UploadVector(values);
+        return backend.UploadVector(tensors.ReadFloat32(name));
     }
 
     public ITensor? OptionalVector(string name, int length) =>
         tensors.TryGet(name, out _) ? Vector(name, length) : null;
-
-    private TensorInfo Require(string name) =>
-        tensors.TryGet(name, out var info) ? info : throw new InvalidDataException($"the model has no tensor '{name}'");
 }

@@ -18,42 +18,27 @@ float load_weight(uint element)
     return weights[element / 4][element % 4];
 }
 
-#elif defined(DATA_F16)
+#elif defined(DATA_F16) || defined(DATA_BF16)
 layout(std430, binding = WEIGHT_BINDING) readonly buffer WeightBuffer { uvec4 weights[]; };
 
-void load_weight8(uint first, out vec4 lo, out vec4 hi)
-{
-    uvec4 packed = weights[first / 8];
-    lo = vec4(unpackHalf2x16(packed.x), unpackHalf2x16(packed.y));
-    hi = vec4(unpackHalf2x16(packed.z), unpackHalf2x16(packed.w));
-}
-
-float load_weight(uint element)
-{
-    uint word = weights[element / 8][(element % 8) / 2];
-    return unpackHalf2x16(word)[element % 2];
-}
-
-#elif defined(DATA_BF16)
-layout(std430, binding = WEIGHT_BINDING) readonly buffer WeightBuffer { uvec4 weights[]; };
-
+#if defined(DATA_F16)
+vec2 unpack2(uint word) { return unpackHalf2x16(word); }
+#else
 // bf16 is the upper half of a float32: a shift or a mask rebuilds it exactly.
-vec2 unpack_bf16x2(uint word)
-{
-    return vec2(uintBitsToFloat(word << 16), uintBitsToFloat(word & 0xFFFF0000u));
-}
+vec2 unpack2(uint word) { return vec2(uintBitsToFloat(word << 16), uintBitsToFloat(word & 0xFFFF0000u)); }
+#endif
 
 void load_weight8(uint first, out vec4 lo, out vec4 hi)
 {
     uvec4 packed = weights[first / 8];
-    lo = vec4(unpack_bf16x2(packed.x), unpack_bf16x2(packed.y));
-    hi = vec4(unpack_bf16x2(packed.z), unpack_bf16x2(packed.w));
+    lo = vec4(unpack2(packed.x), unpack2(packed.y));
+    hi = vec4(unpack2(packed.z), unpack2(packed.w));
 }
 
 float load_weight(uint element)
 {
     uint word = weights[element / 8][(element % 8) / 2];
-    return unpack_bf16x2(word)[element % 2];
+    return unpack2(word)[element % 2];
 }
 
 #else
