@@ -20,8 +20,8 @@ internal sealed unsafe class ComputeKernel : IDisposable
     public PipelineLayout Layout { get; }
     public Pipeline Pipeline { get; }
 
-    /// <param name="workgroupSize">Value of specialization constant 0 (the workgroup size) for shaders that declare it.</param>
-    public ComputeKernel(VulkanContext context, string name, int bindingCount, uint pushConstantSize, uint? workgroupSize)
+    /// <param name="constants">Values of specialization constants 0, 1, … (constant 0 is the workgroup size where declared).</param>
+    public ComputeKernel(VulkanContext context, string name, int bindingCount, uint pushConstantSize, uint[] constants)
     {
         _context = context;
         Name = name;
@@ -78,24 +78,34 @@ internal sealed unsafe class ComputeKernel : IDisposable
         var entry = (byte*)SilkMarshal.StringToPtr("main");
         try
         {
-            uint specValue = workgroupSize ?? 0;
-            var mapEntry = new SpecializationMapEntry { ConstantID = 0, Offset = 0, Size = sizeof(uint) };
-            var specialization = new SpecializationInfo { MapEntryCount = 1, PMapEntries = &mapEntry, DataSize = sizeof(uint), PData = &specValue };
-            var pipelineInfo = new ComputePipelineCreateInfo
+            var entries = stackalloc SpecializationMapEntry[constants.Length];
+            for (int i = 0; i < constants.Length; i++)
+                entries[i] = new SpecializationMapEntry { ConstantID = (uint)i, Offset = (uint)(i * sizeof(uint)), Size = sizeof(uint) };
+            fixed (uint* values = constants)
             {
-                SType = StructureType.ComputePipelineCreateInfo,
-                Stage = new PipelineShaderStageCreateInfo
+                var specialization = new SpecializationInfo
                 {
-                    SType = StructureType.PipelineShaderStageCreateInfo,
-                    Stage = ShaderStageFlags.ComputeBit,
-                    Module = module,
-                    PName = entry,
-                    PSpecializationInfo = workgroupSize is null ? null : &specialization,
-                },
-                Layout = layout,
-            };
-            VulkanException.Check(vk.CreateComputePipelines(device, default, 1, in pipelineInfo, null, out var pipeline), $"vkCreateComputePipelines({name})");
-            Pipeline = pipeline;
+                    MapEntryCount = (uint)constants.Length,
+                    PMapEntries = entries,
+                    DataSize = (nuint)(constants.Length * sizeof(uint)),
+                    PData = values,
+                };
+                var pipelineInfo = new ComputePipelineCreateInfo
+                {
+                    SType = StructureType.ComputePipelineCreateInfo,
+                    Stage = new PipelineShaderStageCreateInfo
+                    {
+                        SType = StructureType.PipelineShaderStageCreateInfo,
+                        Stage = ShaderStageFlags.ComputeBit,
+                        Module = module,
+                        PName = entry,
+                        PSpecializationInfo = constants.Length == 0 ? null : &specialization,
+                    },
+                    Layout = layout,
+                };
+                VulkanException.Check(vk.CreateComputePipelines(device, default, 1, in pipelineInfo, null, out var pipeline), $"vkCreateComputePipelines({name})");
+                Pipeline = pipeline;
+            }
         }
         finally
         {

@@ -13,7 +13,7 @@ public sealed unsafe class VulkanBackend : IBackend
     /// <summary>Weights per padded row unit: rows start 16-byte aligned for every format.</summary>
     internal const int RowAlign = 8;
 
-    private const uint ReduceWorkgroup = 64;
+    private const uint MatVecRows = 4;
     private const ulong StagingBytes = 32UL << 20;
     private const ulong ArenaBlockBytes = 256UL << 20;
     private const int MaxTokensPerStep = 1 << 16;
@@ -29,6 +29,7 @@ public sealed unsafe class VulkanBackend : IBackend
     private readonly GpuBuffer _tokens;
     private readonly GpuBuffer _empty;
     private readonly ulong _alignment;
+    private readonly uint _reduceWorkgroup;
     private GpuBuffer? _readback;
     private GpuBuffer? _arenaBlock;
     private ulong _arenaUsed;
@@ -45,6 +46,9 @@ public sealed unsafe class VulkanBackend : IBackend
         _context = context;
         _ownsContext = ownsContext;
         _alignment = Math.Max(16UL, context.Limits.MinStorageBufferOffsetAlignment);
+        // A CPU implementation (lavapipe) runs one subgroup at a time and pays for every barrier, so its reductions use
+        // one subgroup per workgroup; GPUs get several warps to hide memory latency.
+        _reduceWorkgroup = context.Info.IsCpu ? Math.Clamp(context.Info.SubgroupSize, 4u, 64u) : 64u;
         _descriptors = new DescriptorCache(context);
         _recorder = new CommandRecorder(context, _descriptors);
         _staging = Own(new GpuBuffer(context, StagingBytes, BufferKind.Upload));
@@ -151,7 +155,7 @@ public sealed unsafe class VulkanBackend : IBackend
         var tokenSlice = new BufferSlice(_tokens, (ulong)_tokensUsed * sizeof(int), (ulong)tokens.Length * sizeof(int));
         int alignedInts = (int)(_alignment / sizeof(int));
         _tokensUsed += (tokens.Length + alignedInts - 1) / alignedInts * alignedInts;
-        var kernel = Kernel("embedding_" + WeightTypes.Get(matrix.Type).ShaderTag, 3, (uint)sizeof(EmbeddingPush), null);
+        var kernel = Kernel("embedding_" + WeightTypes.Get(matrix.Type).ShaderTag, 3, (uint)sizeof(EmbeddingPush));
         foreach (var chunk in matrix.Chunks)
         {
             var push = new EmbeddingPush((uint)tokens.Length, (uint)matrix.Columns, (uint)matrix.RowStride, (uint)chunk.FirstRow, (uint)chunk.Rows);
@@ -170,14 +174,14 @@ public sealed unsafe class VulkanBackend : IBackend
         {
             if (tokens == 1)
             {
-                var kernel = Kernel("matvec_" + tag, 4, (uint)sizeof(MatVecPush), ReduceWorkgroup);
+                var kernel = Kernel("matvec_" + tag, 4, (uint)sizeof(MatVecPush), _reduceWorkgroup, MatVecRows);
                 var push = new MatVecPush((uint)chunk.Rows, (uint)w.Columns, (uint)w.RowStride, (uint)chunk.FirstRow, bias is null ? 0u : 1u);
-                var (gx, gy) = Groups((uint)chunk.Rows);
+                var (gx, gy) = Groups(((uint)chunk.Rows + MatVecRows - 1) / MatVecRows);
                 _recorder.Dispatch(kernel, [Whole(chunk.Buffer), input.Slice, output.Slice, biasSlice], ReadReadWriteRead, push, gx, gy);
             }
             else
             {
-                var kernel = Kernel("matmul_" + tag, 4, (uint)sizeof(MatMulPush), null);
+                var kernel = Kernel("matmul_" + tag, 4, (uint)sizeof(MatMulPush));
                 var push = new MatMulPush((uint)chunk.Rows, (uint)w.Columns, (uint)w.RowStride, (uint)chunk.FirstRow, bias is null ? 0u : 1u, (uint)tokens, (uint)w.Rows);
                 _recorder.Dispatch(kernel, [Whole(chunk.Buffer), input.Slice, output.Slice, biasSlice], ReadReadWriteRead, push,
                     (uint)((chunk.Rows + 63) / 64), (uint)((tokens + 63) / 64));
@@ -187,7 +191,7 @@ public sealed unsafe class VulkanBackend : IBackend
 
     public void RmsNorm(ITensor x, ITensor weight, ITensor y, int rows, int dim, float eps)
     {
-        var kernel = Kernel("rmsnorm", 3, (uint)sizeof(RmsNormPush), ReduceWorkgroup);
+        var kernel = Kernel("rmsnorm", 3, (uint)sizeof(RmsNormPush), _reduceWorkgroup);
         var (gx, gy) = Groups((uint)rows);
         _recorder.Dispatch(kernel, [Tensor(x).Slice, Tensor(weight).Slice, Tensor(y).Slice], [Access.Read, Access.Read, Access.Write],
             new RmsNormPush((uint)rows, (uint)dim, eps), gx, gy);
@@ -195,7 +199,7 @@ public sealed unsafe class VulkanBackend : IBackend
 
     public void Rope(ITensor x, ITensor table, int tokens, int heads, int headDim, int pos0, RopeLayout layout)
     {
-        var kernel = Kernel("rope", 2, (uint)sizeof(RopePush), null);
+        var kernel = Kernel("rope", 2, (uint)sizeof(RopePush));
         var push = new RopePush((uint)tokens, (uint)heads, (uint)headDim, (uint)pos0, layout == RopeLayout.RotateHalf ? 1u : 0u);
         uint threads = (uint)(tokens * heads * (headDim / 2));
         _recorder.Dispatch(kernel, [Tensor(x).Slice, Tensor(table).Slice], [Access.Write, Access.Read], push, (threads + 63) / 64);
@@ -204,7 +208,7 @@ public sealed unsafe class VulkanBackend : IBackend
     public void Attention(ITensor q, ITensor keys, ITensor values, ITensor output, int tokens, int pos0, int heads, int kvHeads, int headDim, float scale)
     {
         if (headDim > 256) throw new NotSupportedException($"head dimension {headDim} is above the attention shader's 256");
-        var kernel = Kernel("attention", 4, (uint)sizeof(AttentionPush), null);
+        var kernel = Kernel("attention", 4, (uint)sizeof(AttentionPush));
         var push = new AttentionPush((uint)tokens, (uint)pos0, (uint)heads, (uint)kvHeads, (uint)headDim, scale);
         _recorder.Dispatch(kernel, [Tensor(q).Slice, Tensor(keys).Slice, Tensor(values).Slice, Tensor(output).Slice],
             [Access.Read, Access.Read, Access.Read, Access.Write], push, (uint)heads, (uint)tokens);
@@ -222,7 +226,7 @@ public sealed unsafe class VulkanBackend : IBackend
 
     public void Softmax(ITensor x, int rows, int cols)
     {
-        var kernel = Kernel("softmax", 1, (uint)sizeof(SoftmaxPush), ReduceWorkgroup);
+        var kernel = Kernel("softmax", 1, (uint)sizeof(SoftmaxPush), _reduceWorkgroup);
         var (gx, gy) = Groups((uint)rows);
         _recorder.Dispatch(kernel, [Tensor(x).Slice], [Access.Write], new SoftmaxPush((uint)rows, (uint)cols), gx, gy);
     }
@@ -268,16 +272,16 @@ public sealed unsafe class VulkanBackend : IBackend
 
     private void Elementwise(string name, BufferSlice a, BufferSlice b, BufferSlice output, ElementwisePush push)
     {
-        var kernel = Kernel(name, 3, (uint)sizeof(ElementwisePush), null);
+        var kernel = Kernel(name, 3, (uint)sizeof(ElementwisePush));
         var (gx, gy) = Groups((push.Count + 255) / 256);
         _recorder.Dispatch(kernel, [a, b, output], [Access.Read, Access.Read, Access.Write], push, gx, gy);
     }
 
-    private ComputeKernel Kernel(string name, int bindings, uint pushSize, uint? workgroup)
+    private ComputeKernel Kernel(string name, int bindings, uint pushSize, params uint[] constants)
     {
         if (!_kernels.TryGetValue(name, out var kernel))
         {
-            kernel = new ComputeKernel(_context, name, bindings, pushSize, workgroup);
+            kernel = new ComputeKernel(_context, name, bindings, pushSize, constants);
             _kernels[name] = kernel;
         }
         return kernel;

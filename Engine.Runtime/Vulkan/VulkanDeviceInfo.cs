@@ -8,4 +8,8 @@ public sealed record VulkanDeviceInfo(
     string ApiVersion,
     long DeviceLocalBytes,
     ulong MaxStorageBufferRange,
-    uint SubgroupSize);
+    uint SubgroupSize)
+{
+    /// <summary>A CPU implementation of Vulkan, such as Mesa's lavapipe.</summary>
+    public bool IsCpu => Kind == "CPU";
+}

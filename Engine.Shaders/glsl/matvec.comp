@@ -1,6 +1,7 @@
 #version 450
 // Matrix-vector product for one token (decode): y[rowOffset + r] = sum_c W[r, c] * x[c] (+ bias).
-// One workgroup per row; each thread reads groups of 8 weights, then a shared-memory tree reduction.
+// ROWS rows per workgroup; each thread reads groups of 8 weights of every row against the same 8 inputs,
+// then a shared-memory tree reduction per row.
 // A weight matrix larger than one storage-buffer binding is dispatched once per row chunk (rowOffset).
 
 #define WEIGHT_BINDING 0
@@ -8,6 +9,7 @@
 
 layout(local_size_x_id = 0) in;
 layout(constant_id = 0) const uint WORKGROUP = 64;
+layout(constant_id = 1) const uint ROWS = 4;  // rows per workgroup: amortises the reduction and the launch
 
 layout(std430, binding = 1) readonly buffer InputBuffer { float x[]; };
 layout(std430, binding = 2) writeonly buffer OutputBuffer { float y[]; };
@@ -22,34 +24,40 @@ layout(push_constant) uniform Push
     uint hasBias;
 } p;
 
-shared float partial[WORKGROUP];
+shared float partial[ROWS * WORKGROUP];
 
 float x_at(uint c) { return x[min(c, p.cols - 1)]; }  // padded weights are zero, so the clamp is harmless
 
 void main()
 {
-    uint row = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
-    if (row >= p.rows) return;
+    uint firstRow = (gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x) * ROWS;
+    if (firstRow >= p.rows) return;
     uint tid = gl_LocalInvocationID.x;
-    uint base = row * p.rowStride;
-    float sum = 0.0;
+    uint rowCount = min(ROWS, p.rows - firstRow);
+    float sum[ROWS];
+    for (uint r = 0; r < ROWS; r++) sum[r] = 0.0;
     for (uint c = tid * 8; c < p.cols; c += WORKGROUP * 8)
     {
-        vec4 lo, hi;
-        load_weight8(base + c, lo, hi);
-        sum += dot(lo, vec4(x_at(c), x_at(c + 1), x_at(c + 2), x_at(c + 3)))
-             + dot(hi, vec4(x_at(c + 4), x_at(c + 5), x_at(c + 6), x_at(c + 7)));
+        vec4 xlo = vec4(x_at(c), x_at(c + 1), x_at(c + 2), x_at(c + 3));
+        vec4 xhi = vec4(x_at(c + 4), x_at(c + 5), x_at(c + 6), x_at(c + 7));
+        for (uint r = 0; r < rowCount; r++)
+        {
+            vec4 lo, hi;
+            load_weight8((firstRow + r) * p.rowStride + c, lo, hi);
+            sum[r] += dot(lo, xlo) + dot(hi, xhi);
+        }
     }
-    partial[tid] = sum;
+    for (uint r = 0; r < ROWS; r++) partial[r * WORKGROUP + tid] = sum[r];
     barrier();
     for (uint s = WORKGROUP / 2; s > 0; s >>= 1)
     {
-        if (tid < s) partial[tid] += partial[tid + s];
+        if (tid < s)
+            for (uint r = 0; r < ROWS; r++) partial[r * WORKGROUP + tid] += partial[r * WORKGROUP + tid + s];
         barrier();
     }
-    if (tid == 0)
+    if (tid < rowCount)
     {
-        uint out_row = p.rowOffset + row;
-        y[out_row] = partial[0] + (p.hasBias != 0 ? bias[out_row] : 0.0);
+        uint outRow = p.rowOffset + firstRow + tid;
+        y[outRow] = partial[tid * WORKGROUP] + (p.hasBias != 0 ? bias[outRow] : 0.0);
     }
 }
