@@ -9,9 +9,13 @@ public static class Program
     {
         var root = new RootCommand("engine: a Vulkan LLM inference engine with in-place decoding of low-bit weights")
         {
-            DevicesCommand.Create(),
+            ChatCommand.Create(),
+            GenerateCommand.Create(),
+            PerplexityCommand.Create(),
             LogitsCommand.Create(),
             BenchCommand.Create(),
+            InspectCommand.Create(),
+            DevicesCommand.Create(),
         };
         root.Options.Add(CommonOptions.Verbose);
         return CommandRunner.Run(root, args);

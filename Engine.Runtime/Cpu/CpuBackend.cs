@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics;
 using Engine.Formats;
 
 namespace Engine.Runtime.Cpu;
@@ -174,19 +175,24 @@ public sealed class CpuBackend : IBackend
 
     private static float[] Data(ITensor tensor) => ((CpuTensor)tensor).Data;
 
-    /// <summary>Dot product accumulated in float64.</summary>
+    /// <summary>Dot product accumulated in float64 (widened 8 floats at a time where the CPU has 256-bit vectors).</summary>
     private static double Dot(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
     {
-        double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        var low = Vector256<double>.Zero;
+        var high = Vector256<double>.Zero;
         int i = 0;
-        for (; i + 4 <= a.Length; i += 4)
+        if (Vector256.IsHardwareAccelerated)
         {
-            s0 += (double)a[i] * b[i];
-            s1 += (double)a[i + 1] * b[i + 1];
-            s2 += (double)a[i + 2] * b[i + 2];
-            s3 += (double)a[i + 3] * b[i + 3];
+            for (; i + 8 <= a.Length; i += 8)
+            {
+                var (aLow, aHigh) = Vector256.Widen(Vector256.Create(a.Slice(i, 8)));
+                var (bLow, bHigh) = Vector256.Widen(Vector256.Create(b.Slice(i, 8)));
+                low += aLow * bLow;
+                high += aHigh * bHigh;
+            }
         }
-        for (; i < a.Length; i++) s0 += (double)a[i] * b[i];
-        return s0 + s1 + s2 + s3;
+        double sum = Vector256.Sum(low + high);
+        for (; i < a.Length; i++) sum += (double)a[i] * b[i];
+        return sum;
     }
 }

@@ -1,0 +1,108 @@
+using System.CommandLine;
+using System.Text;
+using Engine.Runtime;
+using Engine.Runtime.Chat;
+using Engine.Runtime.Sampling;
+
+namespace Engine.Cli.Commands;
+
+/// <summary>
+/// <c>engine chat</c>: an interactive conversation over standard input (a terminal or a pipe), rendered with the
+/// model's chat template (a plain "User:/Assistant:" layout for models without one), streamed as it is produced.
+/// Ctrl+C stops the current reply; /exit or end of input ends the program.
+/// </summary>
+public static class ChatCommand
+{
+    private const string Help = "commands: /reset forgets the conversation, /help shows this, /exit quits (so does end of input); Ctrl+C stops a reply";
+
+    public static Command Create()
+    {
+        var arguments = new ModelArguments(defaultModel: true);
+        var sampling = new SamplingOptionsBinder();
+        var count = new Option<int>("--n-predict", "-n") { Description = "Most tokens per reply", DefaultValueFactory = _ => 256 };
+        var system = new Option<string?>("--system") { Description = "A system message that opens the conversation" };
+        var command = new Command("chat", "Chat with a model (default: tinyprose-14m) over standard input") { count, system };
+        arguments.AddTo(command);
+        sampling.AddTo(command);
+        command.SetAction(parse =>
+        {
+            int n = parse.GetValue(count);
+            if (n < 1) throw new ArgumentException($"--n-predict must be at least 1, got {n}");
+            var sampler = new Sampler(sampling.Get(parse));
+            var (model, tokenizer) = arguments.LoadWithTokenizer(parse);
+            using var _ = model;
+            var generator = new TextGenerator(model, tokenizer);
+            var messages = new List<ChatMessage>();
+            string? systemText = parse.GetValue(system);
+            void Restart()
+            {
+                messages.Clear();
+                generator.Reset();
+                if (!string.IsNullOrWhiteSpace(systemText)) messages.Add(new ChatMessage("system", systemText));
+            }
+            Restart();
+
+            bool interactive = !Console.IsInputRedirected;
+            CancellationTokenSource? reply = null;
+            Console.CancelKeyPress += (_, e) =>
+            {
+                // During a reply Ctrl+C stops the reply; at the prompt it ends the program as usual.
+                if (reply is { } current)
+                {
+                    e.Cancel = true;
+                    current.Cancel();
+                }
+            };
+            if (interactive) Console.Error.WriteLine($"{Path.GetFileName(Path.TrimEndingDirectorySeparator(arguments.ModelPath(parse)))} on {model.Backend.DeviceName}; {Help}");
+            while (true)
+            {
+                if (interactive) Console.Out.Write("> ");
+                string? line = Console.In.ReadLine();
+                if (line is null || line.Trim() == "/exit") return 0;
+                line = line.Trim();
+                if (line.Length == 0) continue;
+                if (line == "/help")
+                {
+                    Console.Out.WriteLine(Help);
+                    continue;
+                }
+                if (line == "/reset")
+                {
+                    Restart();
+                    Console.Out.WriteLine("(conversation cleared)");
+                    continue;
+                }
+                if (line.StartsWith('/'))
+                {
+                    Console.Out.WriteLine($"unknown command {line.Split(' ')[0]}; {Help}");
+                    continue;
+                }
+
+                messages.Add(new ChatMessage("user", line));
+                int[] prompt = tokenizer.ChatTemplate is { } template
+                    ? tokenizer.Encode(ChatTemplate.Render(template, messages, addGenerationPrompt: true, tokenizer.BosToken, tokenizer.EosToken), addBos: false, parseSpecial: true)
+                    : tokenizer.Encode(ChatTemplate.RenderPlain(messages, addGenerationPrompt: true), addBos: tokenizer.AddBosByDefault);
+                if (prompt.Length + n > model.MaxContext)
+                {
+                    messages.RemoveAt(messages.Count - 1);
+                    Console.Out.WriteLine($"(the conversation no longer fits the {model.MaxContext}-token context: /reset to start over)");
+                    continue;
+                }
+                var answer = new StringBuilder();
+                using (reply = new CancellationTokenSource())
+                {
+                    generator.Generate(prompt, n, sampler, text =>
+                    {
+                        answer.Append(text);
+                        Console.Out.Write(text);
+                        Console.Out.Flush();
+                    }, reply.Token);
+                }
+                reply = null;
+                Console.Out.WriteLine();
+                messages.Add(new ChatMessage("assistant", answer.ToString().Trim()));
+            }
+        });
+        return command;
+    }
+}
