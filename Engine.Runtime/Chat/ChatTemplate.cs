@@ -5,7 +5,10 @@ public sealed record ChatMessage(string Role, string Content);
 
 /// <summary>
 /// Turns a conversation into the prompt text a model was trained on, with the Jinja <c>chat_template</c> from the
-/// model's tokenizer_config.json, the way Hugging Face's <c>apply_chat_template</c> renders it.
+/// model's tokenizer_config.json, the way Hugging Face's <c>apply_chat_template</c> renders it. The engine is a Jinja
+/// subset (lexer, parser, evaluator in this folder) covering what chat templates use; it has no include, import,
+/// extends, blocks, call blocks, filter blocks, recursive loops, <c>*args</c>/<c>**kwargs</c> or string <c>%</c>
+/// formatting, and the rarer built-in filters fail by name when reached ("filter 'groupby' is not supported").
 /// </summary>
 public static class ChatTemplate
 {
@@ -22,7 +25,6 @@ public static class ChatTemplate
     {
         ArgumentNullException.ThrowIfNull(template);
         ArgumentNullException.ThrowIfNull(messages);
-        var program = TemplateParser.Parse(template);
         var messageValues = new List<object?>(messages.Count);
         foreach (var message in messages)
             messageValues.Add(new OrderedDictionary<string, object?> { ["role"] = message.Role, ["content"] = message.Content });
@@ -33,7 +35,15 @@ public static class ChatTemplate
             ["bos_token"] = bosToken ?? "",
             ["eos_token"] = eosToken ?? "",
         };
-        return TemplateEvaluator.Render(program, variables);
+        try
+        {
+            return TemplateEvaluator.Render(TemplateParser.Parse(template), variables);
+        }
+        catch (InsufficientExecutionStackException)
+        {
+            // The parser and evaluator recurse over the template's structure and check the stack as they go.
+            throw new ChatTemplateException("chat template: nested too deeply to render");
+        }
     }
 
     /// <summary>

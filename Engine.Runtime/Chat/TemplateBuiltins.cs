@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using static Engine.Runtime.Chat.TemplateValues;
+using static System.FormattableString;
 
 namespace Engine.Runtime.Chat;
 
@@ -40,7 +41,7 @@ internal sealed partial class TemplateEvaluator
             throw new ChatTemplateException(ToText(Required(arguments.Bind("raise_exception", "message")[0], "raise_exception", "message"))) { RaisedByTemplate = true });
         Define("strftime_now", arguments =>
             Strftime(DateTime.Now, RequiredString(arguments.Bind("strftime_now", "format")[0], "strftime_now", "format")));
-        Define("namespace", arguments => Namespace(arguments));
+        Define("namespace", Namespace);
         Define("range", Range);
         Define("dict", arguments =>
         {
@@ -76,10 +77,10 @@ internal sealed partial class TemplateEvaluator
         }
         if (step == 0) throw new TemplateError("range() step must not be zero");
         Int128 count = Int128.Max(0, step > 0 ? ((Int128)stop - start + step - 1) / step : ((Int128)start - stop - step - 1) / -step);
-        if (count > MaxLoopIterations) throw new TemplateError($"range() of more than {MaxLoopIterations:N0} items");
+        if (count > MaxLoopIterations) throw new TemplateError(Invariant($"range() of more than {MaxLoopIterations:N0} items"));
         ChargeNew((long)count);
         var items = new List<object?>((int)count);
-        for (long i = 0; i < (long)count; i++) items.Add(start + i * step);
+        for (long i = 0; i < (long)count; i++) items.Add(checked(start + i * step));
         return items;
     }
 
@@ -542,7 +543,7 @@ internal sealed partial class TemplateEvaluator
 
     private void EnsureFits(long length)
     {
-        if (length > MaxOutputLength) throw new TemplateError($"a value grows past {MaxOutputLength:N0} characters or items");
+        if (length > MaxOutputLength) throw new TemplateError(Invariant($"a value grows past {MaxOutputLength:N0} characters or items"));
     }
 
     private static string Strip(string s, string? chars, bool start, bool end)

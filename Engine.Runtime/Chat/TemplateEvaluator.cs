@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Text;
 using static Engine.Runtime.Chat.TemplateValues;
+using static System.FormattableString;
 
 namespace Engine.Runtime.Chat;
 
@@ -13,8 +14,8 @@ namespace Engine.Runtime.Chat;
 /// </summary>
 internal sealed partial class TemplateEvaluator
 {
-    public const int MaxOutputLength = 1_000_000;
-    public const int MaxLoopIterations = 100_000;
+    private const int MaxOutputLength = 1_000_000;
+    private const int MaxLoopIterations = 100_000;
     private const int MaxMacroDepth = 100;
 
     /// <summary>
@@ -35,14 +36,7 @@ internal sealed partial class TemplateEvaluator
         var root = new Scope(evaluator.CreateGlobals());
         foreach (var (name, value) in variables) root.Set(name, value);
         var output = new StringBuilder();
-        try
-        {
-            evaluator.ExecuteBody(program, root, output);
-        }
-        catch (InsufficientExecutionStackException)
-        {
-            throw new ChatTemplateException("chat template: recursion too deep to render");
-        }
+        evaluator.ExecuteBody(program, root, output);
         return output.ToString();
     }
 
@@ -99,7 +93,7 @@ internal sealed partial class TemplateEvaluator
 
     private void Write(StringBuilder output, string text)
     {
-        if (output.Length + text.Length > MaxOutputLength) throw new TemplateError($"output exceeds {MaxOutputLength:N0} characters");
+        if (output.Length + text.Length > MaxOutputLength) throw new TemplateError(Invariant($"output exceeds {MaxOutputLength:N0} characters"));
         Charge(text.Length);
         output.Append(text);
     }
@@ -159,13 +153,13 @@ internal sealed partial class TemplateEvaluator
 
     private void CountIteration()
     {
-        if (++_iterations > MaxLoopIterations) throw new TemplateError($"loops run more than {MaxLoopIterations:N0} iterations");
+        if (++_iterations > MaxLoopIterations) throw new TemplateError(Invariant($"loops run more than {MaxLoopIterations:N0} iterations"));
     }
 
     private void Charge(long units)
     {
         _work += units;
-        if (_work > WorkBudget) throw new TemplateError($"rendering builds more than {WorkBudget:N0} characters and items");
+        if (_work > WorkBudget) throw new TemplateError(Invariant($"rendering builds more than {WorkBudget:N0} characters and items"));
     }
 
     /// <summary>Refuses a string or list about to be built past the size limit, before building it.</summary>
@@ -296,14 +290,15 @@ internal sealed partial class TemplateEvaluator
         throw new TemplateError($"unsupported operand types for {OperatorText(op)}: '{TypeName(left)}' and '{TypeName(right)}'");
     }
 
+    /// <summary>Python's <c>sequence * times</c>.</summary>
     private object Repeat(object sequence, long times)
     {
-        int length = sequence is string s ? s.Length : ((List<object?>)sequence).Count;
-        times = Math.Max(times, 0);
-        ChargeNew(length == 0 || times <= MaxOutputLength ? length * times : times);
-        if (sequence is string text) return new StringBuilder(text.Length * (int)times).Insert(0, text, (int)times).ToString();
-        var list = (List<object?>)sequence;
-        var repeated = new List<object?>(list.Count * (int)times);
+        var list = sequence as List<object?>;
+        int length = list?.Count ?? ((string)sequence).Length;
+        if (length == 0 || times <= 0) return list == null ? "" : list is TupleValue ? new TupleValue([]) : new List<object?>();
+        ChargeNew(times > MaxOutputLength ? times : length * times);
+        if (list == null) return new StringBuilder(length * (int)times).Insert(0, (string)sequence, (int)times).ToString();
+        var repeated = new List<object?>(length * (int)times);
         for (int i = 0; i < times; i++) repeated.AddRange(list);
         return list is TupleValue ? new TupleValue(repeated) : repeated;
     }

@@ -256,7 +256,8 @@ internal sealed class TemplateLexer
         if (!SingleCharacterOperators.Contains(c)) throw ChatTemplateException.At(line, $"unexpected character '{c}'");
         _position++;
         if (c is '(' or '[' or '{') openBrackets.Push((c, line));
-        else if (c is ')' or ']' or '}') openBrackets.TryPop(out _);
+        else if (c is ')' or ']' or '}' && openBrackets.TryPop(out var open) && c != ClosingBracket(open.Bracket))
+            throw ChatTemplateException.At(line, $"unexpected '{c}' (expected '{ClosingBracket(open.Bracket)}')");
         return c.ToString();
     }
 

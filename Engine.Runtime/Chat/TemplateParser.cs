@@ -248,7 +248,13 @@ internal sealed class TemplateParser
             bool enclosingConditional = _inConditional;
             _inConditional = true;
             var condition = ParseOr();
-            var otherwise = SkipName("else") ? ParseExpression() : null;
+            Expr? otherwise = null;
+            if (SkipName("else"))
+            {
+                EnterNesting();
+                otherwise = ParseExpression();
+                _nesting--;
+            }
             _inConditional = enclosingConditional;
             expr = new ConditionalExpr(condition, expr, otherwise, line);
         }

@@ -5,8 +5,9 @@ using System.Text;
 namespace Engine.Runtime.Chat;
 
 // Runtime values. Templates see Python's types, represented as: None = null, bool, int = long, float = double,
-// str = string, list = List<object?>, tuple = TupleValue (a List<object?> that prints as a tuple), dict = OrderedDictionary<string, object?> (string keys, insertion
-// order, as tojson and items() show it), plus the Jinja-specific kinds below.
+// str = string, list = List<object?>, tuple = TupleValue (a List<object?> that prints as a tuple),
+// dict = OrderedDictionary<string, object?> (string keys, in insertion order, as tojson and items() show them),
+// plus the Jinja-specific kinds below.
 
 /// <summary>A Python tuple: a list in every use here, except that it prints as "(a, b)" and never equals a list.</summary>
 internal sealed class TupleValue(IEnumerable<object?> items) : List<object?>(items);
@@ -106,6 +107,7 @@ internal sealed record CallArguments(List<object?> Positional, List<KeyValuePair
 /// <summary>Variables visible at a point of the template: this block's own, then the enclosing ones'.</summary>
 internal sealed class Scope(Scope? parent)
 {
+    private readonly Scope? _parent = parent;
     private readonly Dictionary<string, object?> _variables = [];
 
     public object? Lookup(string name)
@@ -116,8 +118,6 @@ internal sealed class Scope(Scope? parent)
     }
 
     public void Set(string name, object? value) => _variables[name] = value;
-
-    private readonly Scope? _parent = parent;
 }
 
 /// <summary>Python's semantics for the values above: truth, str(), repr(), ==, ordering, json.dumps.</summary>

@@ -27,7 +27,8 @@ public sealed class ChatTemplateFailureTests
     [InlineData("{{ 'unterminated }}", "chat template: unterminated string literal at line 1")]
     [InlineData("a\n{{ messages", "chat template: unclosed '{{' (expected '}}') at line 2")]
     [InlineData("{# never closed", "chat template: unclosed comment '{#' at line 1")]
-    [InlineData("{{ [1, 2 }}", "chat template: unclosed '[' (expected ']') at line 1")]
+    [InlineData("{{ [1, 2 }}", "chat template: unexpected '}' (expected ']') at line 1")]
+    [InlineData("{{ (1 + 2", "chat template: unclosed '(' (expected ')') at line 1")]
     [InlineData("{% set x = [1, 2 %}", "chat template: expected ',', found '%}' at line 1")]
     [InlineData("{% set = 1 %}", "chat template: expected a variable name, found '=' at line 1")]
     [InlineData("{% break %}", "chat template: 'break' outside of a loop at line 1")]
@@ -88,12 +89,20 @@ public sealed class ChatTemplateFailureTests
     }
 
     [Fact]
+    public void EmptySequenceRepeatedHugely_IsEmptyAtOnce()
+    {
+        Assert.Equal("0 0", Render("{{ ('' * 9223372036854775807) | length }} {{ ([] * 9223372036854775807) | length }}"));
+    }
+
+    [Fact]
     public void DeeplyNestedTemplate_IsRefusedWhileParsing()
     {
         string parentheses = "{{ " + new string('(', 5000) + "1" + new string(')', 5000) + " }}";
         Assert.Equal("chat template: template nests deeper than 100 levels at line 1", ErrorOf(parentheses));
         string blocks = string.Concat(Enumerable.Repeat("{% if true %}", 500)) + string.Concat(Enumerable.Repeat("{% endif %}", 500));
         Assert.Equal("chat template: template nests deeper than 100 levels at line 1", ErrorOf(blocks));
+        string conditionals = "{{ 1" + string.Concat(Enumerable.Repeat(" if false else 1", 5000)) + " }}";
+        Assert.Equal("chat template: template nests deeper than 100 levels at line 1", ErrorOf(conditionals));
     }
 
     [Fact]
@@ -101,7 +110,7 @@ public sealed class ChatTemplateFailureTests
     {
         // A left-leaning chain parses without recursion but evaluates with it, one level per operator.
         string chain = "{{ 1" + string.Concat(Enumerable.Repeat(" + 1", 200_000)) + " }}";
-        Assert.Equal("chat template: recursion too deep to render", ErrorOf(chain));
+        Assert.Equal("chat template: nested too deeply to render", ErrorOf(chain));
     }
 
     [Fact]
