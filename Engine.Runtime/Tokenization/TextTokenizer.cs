@@ -1,25 +1,31 @@
+using System.Text.Json;
 using Microsoft.ML.Tokenizers;
 
 namespace Engine.Runtime.Tokenization;
 
-/// <summary>A model's tokenizer (SentencePiece tokenizer.model) with its BOS and stop ids.</summary>
+/// <summary>
+/// A model's tokenizer (SentencePiece tokenizer.model) with its BOS and stop ids, and the chat template and
+/// BOS setting of tokenizer_config.json when the folder has one.
+/// </summary>
 public sealed class TextTokenizer
 {
     private readonly SentencePieceTokenizer _tokenizer;
 
-    private TextTokenizer(SentencePieceTokenizer tokenizer, IReadOnlySet<int> stopIds)
+    private TextTokenizer(SentencePieceTokenizer tokenizer, IReadOnlySet<int> stopIds, string? chatTemplate, bool addBos)
     {
         _tokenizer = tokenizer;
         StopIds = stopIds;
+        ChatTemplate = chatTemplate;
+        AddBosByDefault = addBos;
     }
 
     public int VocabSize => _tokenizer.Vocabulary.Count;
     public int? BosId => _tokenizer.BeginningOfSentenceId;
     public string? BosToken => _tokenizer.BeginningOfSentenceToken;
     public string? EosToken => _tokenizer.EndOfSentenceToken;
-    public bool AddBosByDefault => true;
+    public bool AddBosByDefault { get; }
     public IReadOnlySet<int> StopIds { get; }
-    public string? ChatTemplate => null;
+    public string? ChatTemplate { get; }
 
     public static TextTokenizer? Load(string modelFolder)
     {
@@ -27,8 +33,39 @@ public sealed class TextTokenizer
         if (!File.Exists(path)) return null;
         using var stream = File.OpenRead(path);
         var tokenizer = LlamaTokenizer.Create(stream, addBeginOfSentence: false, addEndOfSentence: false);
-        return new TextTokenizer(tokenizer, new HashSet<int> { tokenizer.EndOfSentenceId });
+        var stops = new HashSet<int> { tokenizer.EndOfSentenceId };
+        string? template = null;
+        bool addBos = true;
+        string configPath = Path.Combine(modelFolder, "tokenizer_config.json");
+        if (File.Exists(configPath))
+        {
+            try
+            {
+                using var config = JsonDocument.Parse(File.ReadAllBytes(configPath));
+                var root = config.RootElement;
+                template = root.TryGetProperty("chat_template", out var t) ? TemplateText(t) : null;
+                if (root.TryGetProperty("add_bos_token", out var bos) && bos.ValueKind is JsonValueKind.True or JsonValueKind.False)
+                    addBos = bos.GetBoolean();
+            }
+            catch (JsonException e)
+            {
+                throw new InvalidDataException($"{configPath}: not valid JSON ({e.Message})");
+            }
+        }
+        return new TextTokenizer(tokenizer, stops, template, addBos);
     }
+
+    /// <summary>A chat_template is a string, or a list of named templates of which "default" (else the first) is used.</summary>
+    private static string? TemplateText(JsonElement element) => element.ValueKind switch
+    {
+        JsonValueKind.String => element.GetString(),
+        JsonValueKind.Array => element.EnumerateArray()
+            .Where(e => e.ValueKind == JsonValueKind.Object && e.TryGetProperty("template", out _))
+            .OrderBy(e => e.TryGetProperty("name", out var n) && n.GetString() == "default" ? 0 : 1)
+            .Select(e => e.GetProperty("template").GetString())
+            .FirstOrDefault(),
+        _ => null,
+    };
 
     public int[] Encode(string text, bool addBos, bool parseSpecial = false)
     {

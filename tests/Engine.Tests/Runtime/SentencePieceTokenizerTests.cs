@@ -32,4 +32,27 @@ public sealed class SentencePieceTokenizerTests
         string streamed = string.Concat(ids.Select(stream.Append)) + stream.Flush();
         Assert.Equal(text, streamed);
     }
+
+    [Fact]
+    public void Reads_the_chat_template_and_bos_setting_from_tokenizer_config()
+    {
+        string folder = Directory.CreateTempSubdirectory("engine-tokenizer-").FullName;
+        try
+        {
+            File.Copy(Path.Combine(TestPaths.Shared("models", "tinyprose-14m"), "tokenizer.model"), Path.Combine(folder, "tokenizer.model"));
+            File.WriteAllText(Path.Combine(folder, "tokenizer_config.json"),
+                """{"add_bos_token": false, "chat_template": [{"name": "tool_use", "template": "T"}, {"name": "default", "template": "{{ bos_token }}D"}]}""");
+            var tokenizer = TextTokenizer.Load(folder)!;
+            Assert.Equal("{{ bos_token }}D", tokenizer.ChatTemplate);
+            Assert.False(tokenizer.AddBosByDefault);
+
+            File.WriteAllText(Path.Combine(folder, "tokenizer_config.json"), "{\"chat_template\": ");
+            var error = Assert.Throws<InvalidDataException>(() => TextTokenizer.Load(folder));
+            Assert.Contains("tokenizer_config.json", error.Message);
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
 }
