@@ -1,105 +1,148 @@
-using System.Text.Json;
-using Microsoft.ML.Tokenizers;
+using System.Text;
 
 namespace Engine.Runtime.Tokenization;
 
 /// <summary>
-/// A model's tokenizer (SentencePiece tokenizer.model) with its BOS and stop ids, and the chat template and
-/// BOS setting of tokenizer_config.json when the folder has one.
+/// A model's tokenizer: a SentencePiece tokenizer.model (through Microsoft.ML.Tokenizers) or a Hugging Face
+/// tokenizer.json (byte-level BPE such as Llama 3, Qwen2/3, SmolLM2, or SentencePiece-style BPE), with the BOS, EOS,
+/// stop ids, BOS default and chat template that tokenizer_config.json, generation_config.json and config.json add.
 /// </summary>
 public sealed class TextTokenizer
 {
-    private readonly SentencePieceTokenizer _tokenizer;
+    /// <summary><see cref="FromBytes"/> kind for a SentencePiece model (the bytes of tokenizer.model).</summary>
+    public const string SentencePieceKind = "sentencepiece";
 
-    private TextTokenizer(SentencePieceTokenizer tokenizer, IReadOnlySet<int> stopIds, string? chatTemplate, bool addBos)
+    /// <summary><see cref="FromBytes"/> kind for a Hugging Face tokenizer.json.</summary>
+    public const string TokenizerJsonKind = "tokenizer.json";
+
+    /// <summary>Stop tokens of the common chat formats, honoured whenever the vocabulary has them.</summary>
+    private static readonly string[] ConventionalStopTokens = ["<|eot_id|>", "<|im_end|>", "<|end_of_text|>", "<|endoftext|>"];
+
+    private readonly ITokenModel _model;
+    private readonly AddedTokenMatcher _addedTokens;
+    private readonly HashSet<int> _skippedWhenDecoding;
+
+    private TextTokenizer(ITokenModel model, TokenizerConfig config, ConfiguredTokenIds generation, ConfiguredTokenIds modelConfig)
     {
-        _tokenizer = tokenizer;
-        StopIds = stopIds;
-        ChatTemplate = chatTemplate;
-        AddBosByDefault = addBos;
+        _model = model;
+        _addedTokens = new AddedTokenMatcher(model.AddedTokens);
+
+        BosId = (config.BosToken is { } bosText ? model.IdOf(bosText) : null) ?? model.BosId ?? generation.BosId ?? modelConfig.BosId;
+        BosToken = config.BosToken ?? (BosId is int bos ? model.TokenText(bos) : null);
+
+        var stops = new HashSet<int>(generation.EosIds.Concat(modelConfig.EosIds));
+        if (config.EosToken is { } eosText && model.IdOf(eosText) is int configuredEos) stops.Add(configuredEos);
+        if (model.EosId is int modelEos) stops.Add(modelEos);
+        foreach (string token in ConventionalStopTokens)
+            if (model.IdOf(token) is int id)
+                stops.Add(id);
+        StopIds = stops;
+
+        int? firstEos = model.EosId ?? generation.EosIds.Concat(modelConfig.EosIds).Cast<int?>().FirstOrDefault();
+        EosToken = config.EosToken ?? (firstEos is int eos ? model.TokenText(eos) : null);
+        AddBosByDefault = config.AddBosToken ?? model.ExpectsBos;
+        ChatTemplate = config.ChatTemplate;
+
+        _skippedWhenDecoding = [.. model.AddedTokens.Where(t => t.Special).Select(t => t.Id), .. stops];
+        if (BosId is int skippedBos) _skippedWhenDecoding.Add(skippedBos);
     }
 
-    public int VocabSize => _tokenizer.Vocabulary.Count;
-    public int? BosId => _tokenizer.BeginningOfSentenceId;
-    public string? BosToken => _tokenizer.BeginningOfSentenceToken;
-    public string? EosToken => _tokenizer.EndOfSentenceToken;
+    /// <summary>One past the largest token id (added tokens included).</summary>
+    public int VocabSize => _model.VocabSize;
+    public int? BosId { get; }
+
+    /// <summary>The text of BOS, for chat templates.</summary>
+    public string? BosToken { get; }
+    public string? EosToken { get; }
+
+    /// <summary>
+    /// Whether prompts get BOS: tokenizer_config.json's add_bos_token when it says; otherwise true for SentencePiece
+    /// and for tokenizer.json files whose post-processor puts a special token first (Llama 3), else false (Qwen).
+    /// </summary>
     public bool AddBosByDefault { get; }
+
+    /// <summary>Ids that end generation: the configured EOS ids plus the chat formats' end tokens the vocabulary has.</summary>
     public IReadOnlySet<int> StopIds { get; }
     public string? ChatTemplate { get; }
 
+    /// <summary>
+    /// Loads the tokenizer of a model folder: tokenizer.json if present, else tokenizer.model; null when it has
+    /// neither. tokenizer_config.json, generation_config.json, config.json and chat_template.jinja are read when present.
+    /// </summary>
+    /// <exception cref="InvalidDataException">A file is malformed or asks for something unsupported; the message names it.</exception>
     public static TextTokenizer? Load(string modelFolder)
     {
-        string path = Path.Combine(modelFolder, "tokenizer.model");
-        if (!File.Exists(path)) return null;
-        using var stream = File.OpenRead(path);
-        var tokenizer = LlamaTokenizer.Create(stream, addBeginOfSentence: false, addEndOfSentence: false);
-        var stops = new HashSet<int> { tokenizer.EndOfSentenceId };
-        string? template = null;
-        bool addBos = true;
-        string configPath = Path.Combine(modelFolder, "tokenizer_config.json");
-        if (File.Exists(configPath))
-        {
-            try
-            {
-                using var config = JsonDocument.Parse(File.ReadAllBytes(configPath));
-                var root = config.RootElement;
-                template = root.TryGetProperty("chat_template", out var t) ? TemplateText(t) : null;
-                if (root.TryGetProperty("add_bos_token", out var bos) && bos.ValueKind is JsonValueKind.True or JsonValueKind.False)
-                    addBos = bos.GetBoolean();
-            }
-            catch (JsonException e)
-            {
-                throw new InvalidDataException($"{configPath}: not valid JSON ({e.Message})");
-            }
-        }
-        return new TextTokenizer(tokenizer, stops, template, addBos);
+        string jsonPath = Path.Combine(modelFolder, "tokenizer.json"), sentencePiecePath = Path.Combine(modelFolder, "tokenizer.model");
+        var (kind, tokenizerPath) = File.Exists(jsonPath) ? (TokenizerJsonKind, jsonPath)
+            : File.Exists(sentencePiecePath) ? (SentencePieceKind, sentencePiecePath)
+            : (null, null);
+        if (kind is null || tokenizerPath is null) return null;
+
+        var config = ReadIfPresent(Path.Combine(modelFolder, "tokenizer_config.json"), TokenizerConfig.Parse) ?? TokenizerConfig.Empty;
+        string templatePath = Path.Combine(modelFolder, "chat_template.jinja");
+        if (config.ChatTemplate is null && File.Exists(templatePath))
+            config = config with { ChatTemplate = File.ReadAllText(templatePath) };
+        return Create(kind, File.ReadAllBytes(tokenizerPath), tokenizerPath, config,
+            ReadIfPresent(Path.Combine(modelFolder, "generation_config.json"), ConfiguredTokenIds.Parse) ?? ConfiguredTokenIds.Empty,
+            ReadIfPresent(Path.Combine(modelFolder, "config.json"), ConfiguredTokenIds.Parse) ?? ConfiguredTokenIds.Empty);
+
+        static T? ReadIfPresent<T>(string path, Func<ReadOnlyMemory<byte>, string, T> parse) where T : class =>
+            File.Exists(path) ? parse(File.ReadAllBytes(path), path) : null;
     }
 
-    /// <summary>A chat_template is a string, or a list of named templates of which "default" (else the first) is used.</summary>
-    private static string? TemplateText(JsonElement element) => element.ValueKind switch
+    /// <summary>
+    /// Builds a tokenizer from bytes embedded elsewhere (a packed model file): <paramref name="kind"/> is
+    /// <see cref="SentencePieceKind"/> or <see cref="TokenizerJsonKind"/>; the two JSON texts may be null.
+    /// </summary>
+    /// <exception cref="ArgumentException">An unknown kind.</exception>
+    /// <exception cref="InvalidDataException">Malformed or unsupported content; the message names the file it stands for.</exception>
+    public static TextTokenizer FromBytes(string kind, byte[] tokenizerBytes, string? tokenizerConfigJson, string? generationConfigJson)
     {
-        JsonValueKind.String => element.GetString(),
-        JsonValueKind.Array => element.EnumerateArray()
-            .Where(e => e.ValueKind == JsonValueKind.Object && e.TryGetProperty("template", out _))
-            .OrderBy(e => e.TryGetProperty("name", out var n) && n.GetString() == "default" ? 0 : 1)
-            .Select(e => e.GetProperty("template").GetString())
-            .FirstOrDefault(),
-        _ => null,
-    };
+        string label = kind switch
+        {
+            SentencePieceKind => "tokenizer.model",
+            TokenizerJsonKind => "tokenizer.json",
+            _ => throw new ArgumentException($"unknown tokenizer kind '{kind}' (expected '{SentencePieceKind}' or '{TokenizerJsonKind}')", nameof(kind)),
+        };
+        var config = tokenizerConfigJson is null ? TokenizerConfig.Empty : TokenizerConfig.Parse(Encoding.UTF8.GetBytes(tokenizerConfigJson), "tokenizer_config.json");
+        var generation = generationConfigJson is null ? ConfiguredTokenIds.Empty : ConfiguredTokenIds.Parse(Encoding.UTF8.GetBytes(generationConfigJson), "generation_config.json");
+        return Create(kind, tokenizerBytes, label, config, generation, ConfiguredTokenIds.Empty);
+    }
 
+    private static TextTokenizer Create(string kind, byte[] tokenizerBytes, string tokenizerLabel, TokenizerConfig config, ConfiguredTokenIds generation, ConfiguredTokenIds modelConfig)
+    {
+        ITokenModel model = kind == SentencePieceKind
+            ? SentencePieceModel.Create(tokenizerBytes, tokenizerLabel, config.AddedTokens)
+            : TokenizerJsonModel.Parse(tokenizerBytes, tokenizerLabel, config.AddedTokens);
+        return new TextTokenizer(model, config, generation, modelConfig);
+    }
+
+    /// <summary>
+    /// Encodes text. <paramref name="addBos"/> puts BOS first (when the tokenizer has one). With
+    /// <paramref name="parseSpecial"/>, special tokens written in the text ("&lt;|im_start|&gt;", as a rendered chat
+    /// template has them) become their ids; without it they are encoded as plain text. Non-special added tokens are
+    /// always matched, as Hugging Face does.
+    /// </summary>
     public int[] Encode(string text, bool addBos, bool parseSpecial = false)
     {
-        var ids = _tokenizer.EncodeToIds(text, addBeginningOfSentence: addBos, addEndOfSentence: false);
+        var ids = new List<int>();
+        if (addBos && BosId is int bos) ids.Add(bos);
+        foreach (var segment in _addedTokens.Split(text, parseSpecial))
+        {
+            if (segment.Token is { } token) ids.Add(token.Id);
+            else _model.Encode(segment.Text, segment.AtTextStart, ids);
+        }
         return [.. ids];
     }
 
-    public string Decode(IEnumerable<int> ids) => _tokenizer.Decode(ids, considerSpecialTokens: false);
+    /// <summary>The text of the ids, special tokens (BOS, stop tokens, special added tokens) left out.</summary>
+    public string Decode(IEnumerable<int> ids) => _model.Decode([.. ids.Where(id => !_skippedWhenDecoding.Contains(id))]);
 
+    /// <summary>One token's raw piece as the vocabulary stores it ("▁The", "ĠThe", "&lt;0x0A&gt;"), for inspection.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">No token has this id.</exception>
+    public string TokenText(int id) =>
+        _model.TokenText(id) ?? throw new ArgumentOutOfRangeException(nameof(id), id, $"no token has id {id} (vocabulary size {VocabSize})");
+
+    /// <summary>A decoder for a growing sequence of generated ids; see <see cref="StreamingDecoder"/>.</summary>
     public StreamingDecoder CreateStreamingDecoder() => new(this);
-
-    /// <summary>Decodes a growing token sequence and returns what each new token adds to the text.</summary>
-    public sealed class StreamingDecoder(TextTokenizer tokenizer)
-    {
-        private readonly List<int> _ids = [];
-        private string _emitted = "";
-
-        public string Append(int id)
-        {
-            _ids.Add(id);
-            string text = tokenizer.Decode(_ids);
-            // Hold back a trailing replacement character: an incomplete UTF-8 sequence that later bytes complete.
-            if (text.EndsWith('\uFFFD') || !text.StartsWith(_emitted, StringComparison.Ordinal)) return "";
-            string piece = text[_emitted.Length..];
-            _emitted = text;
-            return piece;
-        }
-
-        public string Flush()
-        {
-            string text = tokenizer.Decode(_ids);
-            string piece = text.StartsWith(_emitted, StringComparison.Ordinal) ? text[_emitted.Length..] : "";
-            _emitted = text;
-            return piece;
-        }
-    }
 }
