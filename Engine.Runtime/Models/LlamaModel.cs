@@ -56,13 +56,14 @@ public sealed class LlamaModel : ILanguageModel
     public IBackend Backend { get; }
     public int MaxContext { get; }
 
-    public long WeightBytesPerToken =>
-        _head.ByteSize + _layers.Sum(l => l.Query.ByteSize + l.Key.ByteSize + l.Value.ByteSize + l.Output.ByteSize
-                                          + l.Gate.ByteSize + l.Up.ByteSize + l.Down.ByteSize);
+    public long WeightBytesPerToken => MatricesReadPerToken().Sum(m => m.ByteSize);
 
     public string WeightFormats =>
-        string.Join("+", new[] { _embedding, _head }.Concat(_layers.SelectMany(l => new[] { l.Query, l.Down }))
-            .Select(m => WeightTypes.Get(m.Type).Name).Distinct());
+        string.Join("+", MatricesReadPerToken().Prepend(_embedding).Select(m => WeightTypes.Get(m.Type).Name).Distinct());
+
+    /// <summary>Every matrix a decoded token reads in full: the head and each layer's projections.</summary>
+    private IEnumerable<IWeightMatrix> MatricesReadPerToken() =>
+        _layers.SelectMany(l => new[] { l.Query, l.Key, l.Value, l.Output, l.Gate, l.Up, l.Down }).Prepend(_head);
 
     public LlamaModel(ModelConfig config, ITensorSource tensors, IBackend backend, ModelOptions options)
     {
