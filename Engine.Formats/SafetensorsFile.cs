@@ -152,7 +152,7 @@ public sealed class SafetensorsFile : TensorFile
                 $"{path}: tensor '{name}' data_offsets [{first}, {last}] run past the end of the data section ({dataLength} bytes); the file is truncated or corrupt");
 
         var info = WeightTypes.Get(type);
-        if (!SizeMath.TryMultiply(elements / info.BlockSize, info.BlockBytes, out long expected) || elements % info.BlockSize != 0)
+        if (!SizeMath.TryMultiply(elements, info.BlockBytes(default), out long expected))
             throw new InvalidDataException($"{path}: tensor '{name}' of {elements} {dtype} elements has no valid byte size");
         if (last - first != expected)
             throw new InvalidDataException(

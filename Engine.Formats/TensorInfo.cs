@@ -4,7 +4,7 @@ namespace Engine.Formats;
 /// A stored tensor. Shapes are row-major with the last dimension contiguous, as in safetensors and PyTorch:
 /// a linear layer's weight is [out_features, in_features].
 /// </summary>
-public sealed record TensorInfo(string Name, long[] Shape, WeightType Type)
+public sealed record TensorInfo(string Name, long[] Shape, WeightType Type, FormatParameters Parameters = default)
 {
     public long ElementCount => Shape.Aggregate(1L, (a, b) => a * b);
 
@@ -15,4 +15,9 @@ public sealed record TensorInfo(string Name, long[] Shape, WeightType Type)
     public long Columns => Shape.Length == 0 ? 1 : Shape[^1];
 
     public string ShapeText => "[" + string.Join(", ", Shape) + "]";
+
+    public WeightFormat Format => WeightTypes.Get(Type);
+
+    /// <summary>How the tensor's bytes are laid out (throws for invalid parameters).</summary>
+    public MatrixLayout Layout => Format.Layout(Rows, Columns, Parameters);
 }

@@ -18,12 +18,12 @@ public static class TensorSourceExtensions
         if (count > Array.MaxLength)
             throw new InvalidDataException($"tensor '{name}' in {source.Path} has {count} elements, more than one float array can hold");
         byte[] bytes = source.ReadBytes(name);
-        long expected = format.ByteCount(count);
+        long expected = info.Layout.TotalBytes;
         if (bytes.Length != expected)
             throw new InvalidDataException(
                 $"tensor '{name}' in {source.Path}: read {bytes.Length} bytes, but {info.ShapeText} of {format.Name} needs {expected}");
         var values = new float[count];
-        format.Decode(bytes, values);
+        format.Decode(info, bytes, values, source);
         return values;
     }
 }

@@ -14,6 +14,7 @@ public interface IWeightMatrix
     int Rows { get; }
     int Columns { get; }
     WeightType Type { get; }
+    FormatParameters Parameters { get; }
 
     /// <summary>Bytes of weight data one full pass over the matrix reads (padding included).</summary>
     long ByteSize { get; }
@@ -32,7 +33,11 @@ public interface IBackend : IDisposable
     /// <summary>The device that runs the ops, in words.</summary>
     string DeviceName { get; }
 
-    IWeightMatrix UploadMatrix(TensorInfo info, ReadOnlySpan<byte> data);
+    /// <summary>
+    /// Uploads a matrix in its stored format (<paramref name="data"/> laid out as <see cref="TensorInfo.Layout"/> says);
+    /// <paramref name="shared"/> supplies the tensors the format references (a codebook).
+    /// </summary>
+    IWeightMatrix UploadMatrix(TensorInfo info, ReadOnlySpan<byte> data, ITensorSource? shared = null);
 
     ITensor UploadVector(ReadOnlySpan<float> values);
 

@@ -14,4 +14,12 @@ internal static class MatrixShape
             throw new InvalidDataException($"tensor '{info.Name}' has unsupported shape {info.ShapeText}");
         return ((int)rows, (int)columns);
     }
+
+    /// <summary>Checks that <paramref name="data"/> is exactly the tensor's stored size.</summary>
+    public static void CheckSize(TensorInfo info, ReadOnlySpan<byte> data)
+    {
+        long expected = info.Layout.TotalBytes;
+        if (data.Length != expected)
+            throw new InvalidDataException($"tensor '{info.Name}': {data.Length} bytes given, {expected} expected for {info.ShapeText} {info.Format.Name}");
+    }
 }

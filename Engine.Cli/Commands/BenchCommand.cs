@@ -5,6 +5,7 @@ using System.Text.Json;
 using Engine.Formats;
 using Engine.Runtime;
 using Engine.Runtime.Benchmarks;
+using Engine.Quantizers;
 
 namespace Engine.Cli.Commands;
 
@@ -60,7 +61,7 @@ public static class BenchCommand
                 if (iters < 1) throw new ArgumentException("--iterations must be at least 1");
                 rows = ParseShapes(shapes)
                     .SelectMany(shape => ParseTypes(parse.GetValue(types)!).Select(type => (shape, type)))
-                    .Select(c => MatVecBenchmark.Run(be, c.shape.Rows, c.shape.Columns, c.type, iters, reps))
+                    .Select(c => RunMatVec(be, c.shape.Rows, c.shape.Columns, c.type, iters, reps))
                     .ToList();
             }
             else
@@ -75,6 +76,17 @@ public static class BenchCommand
             return 0;
         });
         return command;
+    }
+
+    /// <summary>Mat-vec on random weights in <paramref name="type"/> with its default parameters, encoded by the format's default method.</summary>
+    private static Measurement RunMatVec(IBackend backend, int rows, int columns, WeightType type, int iterations, int repetitions)
+    {
+        var random = new Random(42);
+        var values = new float[(long)rows * columns];
+        for (long i = 0; i < values.Length; i++) values[i] = (float)(random.NextDouble() * 2 - 1);
+        var encoded = WeightEncoders.Encode(type, "bench", values, rows, columns);
+        using var shared = new InMemoryTensors(encoded.Companions);
+        return MatVecBenchmark.Run(backend, encoded.Info, encoded.Data, shared, iterations, repetitions);
     }
 
     private static IEnumerable<(int Rows, int Columns)> ParseShapes(string text) =>

@@ -27,11 +27,11 @@ public static class InspectCommand
             long parameters = 0, bytes = 0;
             foreach (var t in file.Tensors.Tensors)
             {
-                var traits = WeightTypes.Get(t.Type);
-                long size = traits.ByteCount(t.ElementCount);
+                long size = t.Layout.TotalBytes;
                 parameters += t.ElementCount;
                 bytes += size;
-                Console.Out.WriteLine(string.Create(inv, $"| {t.Name} | {t.ShapeText} | {traits.Name} | {traits.BitsPerWeight:F2} | {size} |"));
+                string format = (t.Format.Name + " " + t.Parameters).Trim();
+                Console.Out.WriteLine(string.Create(inv, $"| {t.Name} | {t.ShapeText} | {format} | {size * 8.0 / Math.Max(t.ElementCount, 1):F2} | {size} |"));
             }
             Console.Out.WriteLine();
             Console.Out.WriteLine(string.Create(inv,

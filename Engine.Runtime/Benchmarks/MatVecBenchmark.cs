@@ -11,18 +11,16 @@ public static class MatVecBenchmark
 {
     private const long BytesToCycle = 512L << 20;
 
-    public static Measurement Run(IBackend backend, int rows, int columns, WeightType type, int iterations, int repetitions, int seed = 42)
+    /// <summary>Times y = W x for the matrix <paramref name="info"/> stored as <paramref name="data"/> (random values, encoded by the caller).</summary>
+    public static Measurement Run(IBackend backend, TensorInfo info, byte[] data, ITensorSource? shared, int iterations, int repetitions, int seed = 42)
     {
-        var traits = WeightTypes.Get(type);
-        var info = new TensorInfo("bench", [rows, columns], type);
+        int rows = (int)info.Rows, columns = (int)info.Columns;
         var random = new Random(seed);
-        var values = new float[(long)rows * columns];
-        for (long i = 0; i < values.Length; i++) values[i] = (float)(random.NextDouble() * 2 - 1);
-        byte[] bytes = Encode(values, type);
-        long matrixBytes = traits.ByteCount((long)rows * columns);
-        int copies = (int)Math.Clamp(BytesToCycle / matrixBytes, 1, 8);
-        var matrices = Enumerable.Range(0, copies).Select(_ => backend.UploadMatrix(info, bytes)).ToArray();
-        var x = backend.UploadVector(values.AsSpan(0, columns));
+        var values = new float[columns];
+        for (int i = 0; i < values.Length; i++) values[i] = (float)(random.NextDouble() * 2 - 1);
+        int copies = (int)Math.Clamp(BytesToCycle / Math.Max(1, data.Length), 1, 8);
+        var matrices = Enumerable.Range(0, copies).Select(_ => backend.UploadMatrix(info, data, shared)).ToArray();
+        var x = backend.UploadVector(values);
         var y = backend.Allocate(rows);
         var sink = new float[1];
 
@@ -37,30 +35,6 @@ public static class MatVecBenchmark
             backend.Read(y, sink);
             rates.Add(iterations / clock.Elapsed.TotalSeconds);
         }
-        return new Measurement($"matvec {rows}x{columns}", traits.Name, rates, matrices[0].ByteSize);
-    }
-
-    /// <summary>Encodes float32 values in a plain floating-point format (f32, f16, bf16).</summary>
-    public static byte[] Encode(ReadOnlySpan<float> values, WeightType type)
-    {
-        var bytes = new byte[WeightTypes.Get(type).ByteCount(values.Length)];
-        for (int i = 0; i < values.Length; i++)
-        {
-            switch (type)
-            {
-                case WeightType.F32:
-                    BitConverter.TryWriteBytes(bytes.AsSpan(i * 4), values[i]);
-                    break;
-                case WeightType.F16:
-                    BitConverter.TryWriteBytes(bytes.AsSpan(i * 2), (Half)values[i]);
-                    break;
-                case WeightType.BF16:
-                    BitConverter.TryWriteBytes(bytes.AsSpan(i * 2), (ushort)(BitConverter.SingleToUInt32Bits(values[i]) >> 16));
-                    break;
-                default:
-                    throw new NotSupportedException($"no encoder for {type}");
-            }
-        }
-        return bytes;
+        return new Measurement($"matvec {rows}x{columns}", info.Format.Name, rates, matrices[0].ByteSize);
     }
 }

@@ -13,12 +13,13 @@ public sealed class CpuBackend : IBackend
 
     public string DeviceName => $"CPU reference ({Environment.ProcessorCount} threads)";
 
-    public IWeightMatrix UploadMatrix(TensorInfo info, ReadOnlySpan<byte> data)
+    public IWeightMatrix UploadMatrix(TensorInfo info, ReadOnlySpan<byte> data, ITensorSource? shared = null)
     {
         var (rows, columns) = MatrixShape.Of(info);
+        MatrixShape.CheckSize(info, data);
         var values = new float[(long)rows * columns];
-        WeightTypes.Get(info.Type).Decode(data, values);
-        return new CpuWeightMatrix(values, rows, columns, info.Type);
+        info.Format.Decode(info, data, values, shared);
+        return new CpuWeightMatrix(values, info);
     }
 
     public ITensor UploadVector(ReadOnlySpan<float> values) => new CpuTensor(values.ToArray());

@@ -10,7 +10,7 @@ internal sealed class WeightLoader(ITensorSource tensors, IBackend backend)
         var info = tensors.Require(name);
         if (info.Rows != rows || info.Columns != columns || info.Shape.Length != 2)
             throw new InvalidDataException($"tensor '{name}' has shape {info.ShapeText}, the config implies [{rows}, {columns}]");
-        return backend.UploadMatrix(info, tensors.ReadBytes(name));
+        return backend.UploadMatrix(info, tensors.ReadBytes(name), tensors);
     }
 
     public ITensor Vector(string name, int length)

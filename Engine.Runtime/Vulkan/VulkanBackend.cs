@@ -10,9 +10,6 @@ namespace Engine.Runtime.Vulkan;
 /// </summary>
 public sealed unsafe class VulkanBackend : IBackend
 {
-    /// <summary>Weights per padded row unit: rows start 16-byte aligned for every format.</summary>
-    internal const int RowAlign = 8;
-
     private const uint MatVecRows = 4;
     private const ulong StagingBytes = 32UL << 20;
     private const ulong ArenaBlockBytes = 256UL << 20;
@@ -67,42 +64,61 @@ public sealed unsafe class VulkanBackend : IBackend
     /// <summary>Descriptor sets created so far: stays flat from the second step on.</summary>
     public int DescriptorSetCount => _descriptors.Count;
 
-    public IWeightMatrix UploadMatrix(TensorInfo info, ReadOnlySpan<byte> data)
+    public IWeightMatrix UploadMatrix(TensorInfo info, ReadOnlySpan<byte> data, ITensorSource? shared = null)
     {
-        var (rows, columns) = MatrixShape.Of(info);
-        var traits = WeightTypes.Get(info.Type);
-        long expected = traits.ByteCount((long)rows * columns);
-        if (data.Length != expected)
-            throw new InvalidDataException($"tensor '{info.Name}': {data.Length} bytes given, {expected} expected for {info.ShapeText} {traits.Name}");
-        int rowStride = (columns + RowAlign - 1) / RowAlign * RowAlign;
-        long sourceRowBytes = traits.ByteCount(columns);
-        long rowBytes = traits.ByteCount(rowStride);
-        long rowsPerChunk = Math.Min(rows, (long)(_context.MaxBindingRange / (ulong)rowBytes));
-        if (rowsPerChunk == 0)
-            throw new InvalidDataException($"tensor '{info.Name}': one row of {rowBytes} bytes exceeds the device's storage-buffer range");
-        long rowsPerStage = Math.Max(1, (long)StagingBytes / rowBytes);
+        MatrixShape.Of(info);
+        MatrixShape.CheckSize(info, data);
+        var layout = info.Layout;
+        if (layout.StreamCount > WeightPush.MaxStreams)
+            throw new NotSupportedException($"tensor '{info.Name}': {info.Format.Name} has {layout.StreamCount} streams, the shaders take {WeightPush.MaxStreams}");
+        // A chunk holds, for its rows, every stream's device rows, each stream starting 16-byte aligned.
+        long deviceRowBytes = layout.DeviceRowBytes.Sum();
+        long maxRange = (long)_context.MaxBindingRange - 16 * layout.StreamCount;
+        long rowsPerChunk = Math.Min(layout.Rows, maxRange / deviceRowBytes);
+        if (rowsPerChunk <= 0)
+            throw new InvalidDataException($"tensor '{info.Name}': one row of {deviceRowBytes} bytes exceeds the device's storage-buffer range");
 
         var chunks = new List<VulkanWeightMatrix.Chunk>();
-        for (int first = 0; first < rows; first += (int)rowsPerChunk)
+        for (long first = 0; first < layout.Rows; first += rowsPerChunk)
         {
-            int chunkRows = (int)Math.Min(rowsPerChunk, rows - first);
-            var buffer = Own(new GpuBuffer(_context, (ulong)(chunkRows * rowBytes), BufferKind.DeviceLocal));
-            for (int done = 0; done < chunkRows; done += (int)rowsPerStage)
+            int chunkRows = (int)Math.Min(rowsPerChunk, layout.Rows - first);
+            var offsets = new uint[layout.StreamCount];
+            long size = 0;
+            for (int s = 0; s < layout.StreamCount; s++)
             {
-                int count = (int)Math.Min(rowsPerStage, chunkRows - done);
-                var stage = new Span<byte>(_staging.Mapped, (int)(count * rowBytes));
-                stage.Clear();
-                for (int r = 0; r < count; r++)
-                {
-                    data.Slice((int)((first + done + r) * sourceRowBytes), (int)sourceRowBytes)
-                        .CopyTo(stage.Slice((int)(r * rowBytes)));
-                }
-                _recorder.Copy(_staging, 0, buffer, (ulong)(done * rowBytes), (ulong)stage.Length);
-                _recorder.Submit();
+                offsets[s] = (uint)(size / 4);
+                size = (size + chunkRows * layout.DeviceRowBytes[s] + 15) / 16 * 16;
             }
-            chunks.Add(new VulkanWeightMatrix.Chunk(buffer, first, chunkRows));
+            var buffer = Own(new GpuBuffer(_context, (ulong)size, BufferKind.DeviceLocal));
+            for (int s = 0; s < layout.StreamCount; s++)
+                UploadStreamRows(data, layout, s, (int)first, chunkRows, buffer, (long)offsets[s] * 4);
+            chunks.Add(new VulkanWeightMatrix.Chunk(buffer, (int)first, chunkRows, offsets));
         }
-        return new VulkanWeightMatrix(rows, columns, rowStride, info.Type, chunks);
+        return new VulkanWeightMatrix(info, layout, chunks);
+    }
+
+    /// <summary>Copies rows [first, first + count) of one stream into a device buffer, each row zero-padded to its device size.</summary>
+    private void UploadStreamRows(ReadOnlySpan<byte> data, MatrixLayout layout, int stream, int first, int count, GpuBuffer buffer, long offset)
+    {
+        long fileRow = layout.RowBytes[stream];
+        long deviceRow = layout.DeviceRowBytes[stream];
+        long streamStart = layout.StreamOffset(stream);
+        int rowsPerStage = (int)Math.Max(1, (long)StagingBytes / deviceRow);
+        for (int done = 0; done < count; done += rowsPerStage)
+        {
+            int rows = Math.Min(rowsPerStage, count - done);
+            var stage = new Span<byte>(_staging.Mapped, (int)(rows * deviceRow));
+            if (fileRow == deviceRow)
+                data.Slice((int)(streamStart + (first + done) * fileRow), stage.Length).CopyTo(stage);
+            else
+            {
+                stage.Clear();
+                for (int r = 0; r < rows; r++)
+                    data.Slice((int)(streamStart + (first + done + r) * fileRow), (int)fileRow).CopyTo(stage.Slice((int)(r * deviceRow)));
+            }
+            _recorder.Copy(_staging, 0, buffer, (ulong)(offset + done * deviceRow), (ulong)stage.Length);
+            _recorder.Submit();
+        }
     }
 
     public ITensor UploadVector(ReadOnlySpan<float> values)
@@ -155,11 +171,11 @@ public sealed unsafe class VulkanBackend : IBackend
         var tokenSlice = new BufferSlice(_tokens, (ulong)_tokensUsed * sizeof(int), (ulong)tokens.Length * sizeof(int));
         int alignedInts = (int)(_alignment / sizeof(int));
         _tokensUsed += (tokens.Length + alignedInts - 1) / alignedInts * alignedInts;
-        var kernel = Kernel("embedding_" + WeightTypes.Get(matrix.Type).ShaderTag, 3, (uint)sizeof(EmbeddingPush));
+        var kernel = WeightKernel("embedding_", matrix);
         foreach (var chunk in matrix.Chunks)
         {
-            var push = new EmbeddingPush((uint)tokens.Length, (uint)matrix.Columns, (uint)matrix.RowStride, (uint)chunk.FirstRow, (uint)chunk.Rows);
-            _recorder.Dispatch(kernel, [Whole(chunk.Buffer), tokenSlice, o.Slice], [Access.Read, Access.Read, Access.Write], push, (uint)tokens.Length);
+            var push = WeightPush.For(matrix, chunk, hasBias: false, tokens: tokens.Length, outStride: 0);
+            _recorder.Dispatch(kernel, [Whole(chunk.Buffer), tokenSlice, o.Slice, Whole(_empty), Whole(_empty)], EmbeddingAccess, push, (uint)tokens.Length);
         }
     }
 
@@ -169,22 +185,20 @@ public sealed unsafe class VulkanBackend : IBackend
         var input = Tensor(x);
         var output = Tensor(y);
         var biasSlice = bias is null ? Whole(_empty) : Tensor(bias).Slice;
-        string tag = WeightTypes.Get(w.Type).ShaderTag;
+        var matVec = tokens == 1 ? WeightKernel("matvec_", w, _reduceWorkgroup, MatVecRows) : null;
+        var matMul = tokens == 1 ? null : WeightKernel("matmul_", w);
         foreach (var chunk in w.Chunks)
         {
-            if (tokens == 1)
+            var push = WeightPush.For(w, chunk, bias is not null, tokens, w.Rows);
+            BufferSlice[] slices = [Whole(chunk.Buffer), input.Slice, output.Slice, biasSlice, Whole(_empty)];
+            if (matVec is not null)
             {
-                var kernel = Kernel("matvec_" + tag, 4, (uint)sizeof(MatVecPush), _reduceWorkgroup, MatVecRows);
-                var push = new MatVecPush((uint)chunk.Rows, (uint)w.Columns, (uint)w.RowStride, (uint)chunk.FirstRow, bias is null ? 0u : 1u);
                 var (gx, gy) = Groups(((uint)chunk.Rows + MatVecRows - 1) / MatVecRows);
-                _recorder.Dispatch(kernel, [Whole(chunk.Buffer), input.Slice, output.Slice, biasSlice], ReadReadWriteRead, push, gx, gy);
+                _recorder.Dispatch(matVec, slices, LinearAccess, push, gx, gy);
             }
             else
             {
-                var kernel = Kernel("matmul_" + tag, 4, (uint)sizeof(MatMulPush));
-                var push = new MatMulPush((uint)chunk.Rows, (uint)w.Columns, (uint)w.RowStride, (uint)chunk.FirstRow, bias is null ? 0u : 1u, (uint)tokens, (uint)w.Rows);
-                _recorder.Dispatch(kernel, [Whole(chunk.Buffer), input.Slice, output.Slice, biasSlice], ReadReadWriteRead, push,
-                    (uint)((chunk.Rows + 63) / 64), (uint)((tokens + 63) / 64));
+                _recorder.Dispatch(matMul!, slices, LinearAccess, push, (uint)((chunk.Rows + 63) / 64), (uint)((tokens + 63) / 64));
             }
         }
     }
@@ -268,7 +282,12 @@ public sealed unsafe class VulkanBackend : IBackend
         if (_ownsContext) _context.Dispose();
     }
 
-    private static readonly Access[] ReadReadWriteRead = [Access.Read, Access.Read, Access.Write, Access.Read];
+    private static readonly Access[] LinearAccess = [Access.Read, Access.Read, Access.Write, Access.Read, Access.Read];
+    private static readonly Access[] EmbeddingAccess = [Access.Read, Access.Read, Access.Write, Access.Read, Access.Read];
+
+    /// <summary>The kernel of a weight op for the matrix's format: every weight op has bindings 0..4 and <see cref="WeightPush"/>.</summary>
+    private ComputeKernel WeightKernel(string op, VulkanWeightMatrix matrix, params uint[] constants) =>
+        Kernel(op + matrix.Info.Format.ShaderTag(matrix.Parameters), WeightPush.Bindings, (uint)sizeof(WeightPush), constants);
 
     private void Elementwise(string name, BufferSlice a, BufferSlice b, BufferSlice output, ElementwisePush push)
     {
@@ -303,9 +322,6 @@ public sealed unsafe class VulkanBackend : IBackend
         tensor as VulkanTensor ?? throw new ArgumentException("the tensor belongs to another backend");
 
     // Push-constant blocks: field order and types mirror the `Push` block of each shader.
-    private readonly record struct MatVecPush(uint Rows, uint Cols, uint RowStride, uint RowOffset, uint HasBias);
-    private readonly record struct MatMulPush(uint Rows, uint Cols, uint RowStride, uint RowOffset, uint HasBias, uint Tokens, uint OutStride);
-    private readonly record struct EmbeddingPush(uint Count, uint Cols, uint RowStride, uint RowStart, uint RowCount);
     private readonly record struct RmsNormPush(uint Rows, uint Dim, float Eps);
     private readonly record struct RopePush(uint Tokens, uint Heads, uint HeadDim, uint Pos0, uint RotateHalf);
     private readonly record struct AttentionPush(uint Tokens, uint Pos0, uint Heads, uint KvHeads, uint HeadDim, float Scale);

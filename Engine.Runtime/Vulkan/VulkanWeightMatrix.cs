@@ -3,18 +3,22 @@ using Engine.Formats;
 namespace Engine.Runtime.Vulkan;
 
 /// <summary>
-/// A weight matrix in its storage format in device-local memory, rows padded to <see cref="RowStride"/> weights.
-/// Split into row chunks when it is larger than one storage-buffer binding may cover.
+/// A weight matrix in its storage format in device-local memory: each row chunk is one buffer holding the
+/// format's streams for its rows (<see cref="MatrixLayout"/>). Split into row chunks when it is larger than one
+/// storage-buffer binding may cover.
 /// </summary>
-internal sealed class VulkanWeightMatrix(int rows, int columns, int rowStride, WeightType type, IReadOnlyList<VulkanWeightMatrix.Chunk> chunks) : IWeightMatrix
+internal sealed class VulkanWeightMatrix(TensorInfo info, MatrixLayout layout, IReadOnlyList<VulkanWeightMatrix.Chunk> chunks) : IWeightMatrix
 {
-    public readonly record struct Chunk(GpuBuffer Buffer, int FirstRow, int Rows);
+    /// <summary>Rows [FirstRow, FirstRow + Rows) with stream s starting at word StreamOffsets[s] of Buffer.</summary>
+    public sealed record Chunk(GpuBuffer Buffer, int FirstRow, int Rows, uint[] StreamOffsets);
 
-    public int Rows { get; } = rows;
-    public int Columns { get; } = columns;
-    public int RowStride { get; } = rowStride;
-    public WeightType Type { get; } = type;
+    public TensorInfo Info { get; } = info;
+    public MatrixLayout Layout { get; } = layout;
+    public int Rows => (int)Layout.Rows;
+    public int Columns => (int)Layout.Columns;
+    public WeightType Type => Info.Type;
+    public FormatParameters Parameters => Info.Parameters;
     public IReadOnlyList<Chunk> Chunks { get; } = chunks;
 
-    public long ByteSize => Chunks.Sum(c => (long)c.Buffer.Size);
+    public long ByteSize => Info.Format.BytesRead(Layout, Parameters);
 }

@@ -1,9 +1,9 @@
 #version 450
-// Matrix-matrix product for a batch of tokens (prefill): y[t, rowOffset + r] = sum_c W[r, c] * x[t, c] (+ bias).
+// Matrix-matrix product for a batch of tokens (prefill): y[t, rowOffset + r] = sum_c W[r, c] * x[t, c] (+ bias),
+// decoding the weights' format in place.
 // Tiles of 64 weight rows x 64 tokens, 16 columns deep, staged in shared memory; 256 threads each compute
 // a 4x4 block of outputs (rows ty + 16 i, tokens tx + 16 j).
 
-#define WEIGHT_BINDING 0
 #include "weights.glsl"
 
 layout(local_size_x = 256) in;
@@ -11,17 +11,6 @@ layout(local_size_x = 256) in;
 layout(std430, binding = 1) readonly buffer InputBuffer { float x[]; };
 layout(std430, binding = 2) writeonly buffer OutputBuffer { float y[]; };
 layout(std430, binding = 3) readonly buffer BiasBuffer { float bias[]; };
-
-layout(push_constant) uniform Push
-{
-    uint rows;       // rows in this chunk
-    uint cols;       // true row length (x's row stride)
-    uint rowStride;  // padded weight row length (multiple of 8)
-    uint rowOffset;  // first output row of this chunk
-    uint hasBias;
-    uint tokens;     // rows of x
-    uint outStride;  // y's row stride (all output rows, every chunk)
-} p;
 
 const uint TILE = 64;
 const uint DEPTH = 16;
@@ -50,8 +39,8 @@ void main()
             uint r = tid / 2;
             uint c = k0 + (tid % 2) * 8;
             vec4 lo = vec4(0.0), hi = vec4(0.0);
-            if (rowBase + r < p.rows && c < p.rowStride)
-                load_weight8((rowBase + r) * p.rowStride + c, lo, hi);
+            if (rowBase + r < p.rows && c < p.paddedCols)
+                load_weight8(rowBase + r, c, lo, hi);
             uint d = (tid % 2) * 8;
             tileW[r][d + 0] = lo.x; tileW[r][d + 1] = lo.y; tileW[r][d + 2] = lo.z; tileW[r][d + 3] = lo.w;
             tileW[r][d + 4] = hi.x; tileW[r][d + 5] = hi.y; tileW[r][d + 6] = hi.z; tileW[r][d + 7] = hi.w;

@@ -1,10 +1,9 @@
 #version 450
-// Matrix-vector product for one token (decode): y[rowOffset + r] = sum_c W[r, c] * x[c] (+ bias).
-// ROWS rows per workgroup; each thread reads groups of 8 weights of every row against the same 8 inputs,
-// then a shared-memory tree reduction per row.
+// Matrix-vector product for one token (decode): y[rowOffset + r] = sum_c W[r, c] * x[c] (+ bias), decoding the
+// weights' format in place. ROWS rows per workgroup; each thread reads groups of 8 weights of every row against
+// the same 8 inputs, then a shared-memory tree reduction per row.
 // A weight matrix larger than one storage-buffer binding is dispatched once per row chunk (rowOffset).
 
-#define WEIGHT_BINDING 0
 #include "weights.glsl"
 
 layout(local_size_x_id = 0) in;
@@ -14,15 +13,6 @@ layout(constant_id = 1) const uint ROWS = 4;  // rows per workgroup: amortises t
 layout(std430, binding = 1) readonly buffer InputBuffer { float x[]; };
 layout(std430, binding = 2) writeonly buffer OutputBuffer { float y[]; };
 layout(std430, binding = 3) readonly buffer BiasBuffer { float bias[]; };
-
-layout(push_constant) uniform Push
-{
-    uint rows;       // rows in this chunk
-    uint cols;       // true row length
-    uint rowStride;  // padded row length (multiple of 8)
-    uint rowOffset;  // first output row of this chunk
-    uint hasBias;
-} p;
 
 shared float partial[ROWS * WORKGROUP];
 
@@ -43,7 +33,7 @@ void main()
         for (uint r = 0; r < rowCount; r++)
         {
             vec4 lo, hi;
-            load_weight8((firstRow + r) * p.rowStride + c, lo, hi);
+            load_weight8(firstRow + r, c, lo, hi);
             sum[r] += dot(lo, xlo) + dot(hi, xhi);
         }
     }

@@ -1,46 +1,51 @@
-// Weight storage, one variant per format: exactly one of DATA_F32, DATA_F16, DATA_BF16 is defined.
-// A weight matrix is stored row-major with every row padded to a multiple of 8 weights (zeros), so a row
-// starts on a 16-byte boundary and a group of 8 weights is one or two aligned vector loads.
-// The including shader defines WEIGHT_BINDING.
+// Weight storage and in-place decode, shared by the mat-vec, mat-mat and embedding shaders. Exactly one DATA_*
+// define picks the format; its decode lives in weights_<family>.glsl.
+//
+// A weight matrix (or one row chunk of it) is one storage buffer holding the format's streams one after another
+// (see Engine.Formats.MatrixLayout): stream s starts at word p.streamOffset[s] and holds each row in
+// p.streamStride[s] words. Rows are padded to p.paddedCols weights (a multiple of 8, zeros in the padding).
+// Every format provides
+//     void load_weight8(uint row, uint col, out vec4 lo, out vec4 hi)
+// returning weights [col, col + 8) of chunk row `row`, col a multiple of 8 below p.paddedCols.
+// Binding 0 is the weight buffer; binding 4 an auxiliary table of the format (a codebook), else a dummy.
 
-#if defined(DATA_F32)
-layout(std430, binding = WEIGHT_BINDING) readonly buffer WeightBuffer { vec4 weights[]; };
+#define MAX_STREAMS 10
 
-// The 8 weights starting at element `first` (a multiple of 8).
-void load_weight8(uint first, out vec4 lo, out vec4 hi)
+layout(std430, binding = 0) readonly buffer WeightWords { uint words[]; };
+layout(std430, binding = 0) readonly buffer WeightQuads { uvec4 quads[]; };  // the same bytes, for 16-byte loads
+layout(std430, binding = 4) readonly buffer AuxWords { uint aux[]; };
+
+// One push-constant block for every weight op; field order mirrors WeightPush in VulkanBackend.
+layout(push_constant) uniform Push
 {
-    lo = weights[first / 4];
-    hi = weights[first / 4 + 1];
+    uint rows;        // rows in this chunk
+    uint cols;        // true row length (the input's row stride)
+    uint paddedCols;  // row length the streams encode
+    uint rowOffset;   // first matrix row of this chunk
+    uint hasBias;
+    uint tokens;      // mat-mat: input rows; embedding: tokens looked up
+    uint outStride;   // mat-mat: output row stride (all rows of the matrix)
+    uint param[4];    // format-specific (WeightFormat.ShaderParameters)
+    uint streamOffset[MAX_STREAMS];
+    uint streamStride[MAX_STREAMS];
+} p;
+
+// Word `word` of row `row` in stream `stream`.
+uint stream_word(uint stream, uint row, uint word)
+{
+    return words[p.streamOffset[stream] + row * p.streamStride[stream] + word];
 }
 
-float load_weight(uint element)
-{
-    return weights[element / 4][element % 4];
-}
-
-#elif defined(DATA_F16) || defined(DATA_BF16)
-layout(std430, binding = WEIGHT_BINDING) readonly buffer WeightBuffer { uvec4 weights[]; };
-
-#if defined(DATA_F16)
-vec2 unpack2(uint word) { return unpackHalf2x16(word); }
+#if defined(DATA_F32) || defined(DATA_F16) || defined(DATA_BF16)
+#include "weights_float.glsl"
+#elif defined(DATA_Q8) || defined(DATA_Q4) || defined(DATA_Q3) || defined(DATA_Q2)
+#include "weights_int.glsl"
+#elif defined(DATA_SEFP)
+#include "weights_sefp.glsl"
+#elif defined(DATA_BINARY)
+#include "weights_binary.glsl"
+#elif defined(DATA_PCDVQ)
+#include "weights_pcdvq.glsl"
 #else
-// bf16 is the upper half of a float32: a shift or a mask rebuilds it exactly.
-vec2 unpack2(uint word) { return vec2(uintBitsToFloat(word << 16), uintBitsToFloat(word & 0xFFFF0000u)); }
-#endif
-
-void load_weight8(uint first, out vec4 lo, out vec4 hi)
-{
-    uvec4 packed = weights[first / 8];
-    lo = vec4(unpack2(packed.x), unpack2(packed.y));
-    hi = vec4(unpack2(packed.z), unpack2(packed.w));
-}
-
-float load_weight(uint element)
-{
-    uint word = weights[element / 8][(element % 8) / 2];
-    return unpack2(word)[element % 2];
-}
-
-#else
-#error "define one of DATA_F32, DATA_F16, DATA_BF16"
+#error "define one DATA_* weight format"
 #endif

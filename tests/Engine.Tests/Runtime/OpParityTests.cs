@@ -1,6 +1,6 @@
 using Engine.Formats;
+using Engine.Quantizers;
 using Engine.Runtime;
-using Engine.Runtime.Benchmarks;
 using Xunit;
 
 namespace Engine.Tests.Runtime;
@@ -57,7 +57,7 @@ public sealed class OpParityTests(BackendPair backends) : IClassFixture<BackendP
     public void Linear_matches_reference(WeightType type, int tokens, int rows, int columns)
     {
         var info = new TensorInfo("w", [rows, columns], type);
-        byte[] weights = MatVecBenchmark.Encode(RandomValues(rows * columns), type);
+        byte[] weights = WeightEncoders.Encode(type, "w", RandomValues(rows * columns), rows, columns).Data;
         float[] x = RandomValues(tokens * columns);
         float[] bias = RandomValues(rows);
         foreach (bool withBias in new[] { false, true })
@@ -78,7 +78,7 @@ public sealed class OpParityTests(BackendPair backends) : IClassFixture<BackendP
         // 8200 x 4100 f32 is 134 MB: above lavapipe's 128 MiB storage-buffer range, so it is stored in two chunks.
         const int rows = 8200, columns = 4100;
         var info = new TensorInfo("big", [rows, columns], WeightType.F32);
-        byte[] weights = MatVecBenchmark.Encode(RandomValues(rows * columns), WeightType.F32);
+        byte[] weights = WeightEncoders.Encode(WeightType.F32, "big", RandomValues(rows * columns), rows, columns).Data;
         float[] x = RandomValues(3 * columns);
         foreach (int tokens in new[] { 1, 3 })
         {
@@ -100,7 +100,7 @@ public sealed class OpParityTests(BackendPair backends) : IClassFixture<BackendP
     {
         const int vocab = 301, dim = 75;
         var info = new TensorInfo("e", [vocab, dim], type);
-        byte[] table = MatVecBenchmark.Encode(RandomValues(vocab * dim), type);
+        byte[] table = WeightEncoders.Encode(type, "e", RandomValues(vocab * dim), vocab, dim).Data;
         int[] tokens = [0, 300, 17, 17, 150, 299, 1];
         var (cpu, gpu) = Both(be =>
         {

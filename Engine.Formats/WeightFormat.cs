@@ -1,0 +1,58 @@
+namespace Engine.Formats;
+
+/// <summary>
+/// Traits of one weight format: the single place that says how a block is stored, how many bits a weight costs,
+/// how the CPU reference decodes it and which shader variant decodes it on the GPU. One subclass per format in
+/// <c>Weights/</c>; <see cref="WeightTypes"/> is the table of them.
+/// </summary>
+public abstract class WeightFormat
+{
+    public abstract WeightType Type { get; }
+
+    /// <summary>The name used on the command line and in tables.</summary>
+    public abstract string Name { get; }
+
+    /// <summary>Parameters used when the command line gives none.</summary>
+    public virtual FormatParameters DefaultParameters => default;
+
+    /// <summary>Throws <see cref="InvalidDataException"/> naming the problem when the parameters do not suit this format.</summary>
+    public virtual void Validate(FormatParameters parameters)
+    {
+        if (parameters != default)
+            throw new InvalidDataException($"{Name} takes no format parameters, got {parameters}");
+    }
+
+    /// <summary>Weights per block along a row.</summary>
+    public abstract int BlockSize(FormatParameters parameters);
+
+    /// <summary>Bytes per block, every stream counted (scales, zero points, exponents, planes, codes).</summary>
+    public abstract int BlockBytes(FormatParameters parameters);
+
+    /// <summary>The format's formula: bits per weight of the blocks (per-tensor tails and shared codebooks not included).</summary>
+    public double BitsPerWeight(FormatParameters parameters) => BlockBytes(parameters) * 8.0 / BlockSize(parameters);
+
+    /// <summary>How a [rows, columns] matrix is stored; validates the parameters first.</summary>
+    public abstract MatrixLayout Layout(long rows, long columns, FormatParameters parameters);
+
+    /// <summary>
+    /// The CPU reference decode of a whole tensor into row-major [rows, columns] floats (padding dropped). It is the
+    /// oracle the shaders are tested against. <paramref name="shared"/> supplies referenced tensors (codebooks).
+    /// </summary>
+    public abstract void Decode(TensorInfo info, ReadOnlySpan<byte> data, Span<float> destination, ITensorSource? shared);
+
+    /// <summary>Suffix of the shader variants that decode this format in place: matvec_TAG, matmul_TAG, embedding_TAG.</summary>
+    public abstract string ShaderTag(FormatParameters parameters);
+
+    /// <summary>Up to four format-specific shader constants (group size, bits read, ...), passed as push constants.</summary>
+    public virtual void ShaderParameters(FormatParameters parameters, Span<uint> destination)
+    {
+    }
+
+    /// <summary>Bytes one full pass over the matrix reads (what a mat-vec streams): the whole layout unless the format reads less.</summary>
+    public virtual long BytesRead(MatrixLayout layout, FormatParameters parameters) => layout.TotalBytes;
+
+    public override string ToString() => Name;
+
+    /// <summary>Rounds <paramref name="value"/> up to a multiple of <paramref name="multiple"/>.</summary>
+    protected static long RoundUp(long value, long multiple) => (value + multiple - 1) / multiple * multiple;
+}
