@@ -25,7 +25,7 @@ public static class BenchCommand
         {
             Description = "Instead of a model, time mat-vec on random weights at these shapes, e.g. 4096x4096,8192x8192",
         };
-        var types = new Option<string>("--types") { Description = "Weight formats for --matvec", DefaultValueFactory = _ => "f32,f16" };
+        var types = new Option<string>("--types") { Description = "Weight formats for --matvec, comma-separated, or 'all' (each with its default parameters)", DefaultValueFactory = _ => "all" };
         var iterations = new Option<int>("--iterations") { Description = "Mat-vecs per repetition for --matvec", DefaultValueFactory = _ => 50 };
         var output = new Option<string>("--output", "-o")
         {
@@ -59,9 +59,11 @@ public static class BenchCommand
                 subject = "random";
                 int iters = parse.GetValue(iterations);
                 if (iters < 1) throw new ArgumentException("--iterations must be at least 1");
+                var formats = ParseTypes(parse.GetValue(types)!);
                 rows = ParseShapes(shapes)
-                    .SelectMany(shape => ParseTypes(parse.GetValue(types)!).Select(type => (shape, type)))
+                    .SelectMany(shape => formats.Select(type => (shape, type)))
                     .Select(c => RunMatVec(be, c.shape.Rows, c.shape.Columns, c.type, iters, reps))
+                    .Prepend(MatVecBenchmark.Copy(be, iters, reps))
                     .ToList();
             }
             else
@@ -98,8 +100,9 @@ public static class BenchCommand
                 : throw new ArgumentException($"--matvec: '{s}' is not a shape like 4096x4096");
         }).ToList();
 
-    private static IEnumerable<WeightType> ParseTypes(string text) =>
-        text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(name =>
+    private static List<WeightType> ParseTypes(string text) => text.Trim() == "all"
+        ? WeightTypes.All.Select(f => f.Type).Where(t => t != WeightType.LowRank).ToList()
+        : text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(name =>
             WeightTypes.TryGet(name, out var info)
                 ? info.Type
                 : throw new ArgumentException($"--types: unknown weight format '{name}' (known: {string.Join(", ", WeightTypes.All.Select(t => t.Name))})")).ToList();

@@ -37,4 +37,30 @@ public static class MatVecBenchmark
         }
         return new Measurement($"matvec {rows}x{columns}", info.Format.Name, rates, matrices[0].ByteSize);
     }
+
+    /// <summary>
+    /// The bandwidth ceiling the mat-vec figures are compared with: a copy between two device buffers (the transfer
+    /// engine's vkCmdCopyBuffer on Vulkan), counted as bytes read plus bytes written per copy.
+    /// </summary>
+    public static Measurement Copy(IBackend backend, int iterations, int repetitions)
+    {
+        const int floats = 16 << 20;  // 64 MiB each way: past any last-level cache, within every device's binding range
+        var source = backend.Allocate(floats);
+        var destination = backend.Allocate(floats);
+        var sink = new float[1];
+        Action copy = backend is Vulkan.VulkanBackend vulkan
+            ? () => vulkan.TransferCopy(source, destination)
+            : () => backend.Copy(source, 0, destination, 0, floats);
+        copy();
+        backend.Read(destination, sink);
+        var rates = new List<double>();
+        for (int r = 0; r < repetitions; r++)
+        {
+            var clock = Stopwatch.StartNew();
+            for (int i = 0; i < iterations; i++) copy();
+            backend.Read(destination, sink);
+            rates.Add(iterations / clock.Elapsed.TotalSeconds);
+        }
+        return new Measurement("copy 64 MiB", "f32", rates, 2L * floats * sizeof(float));
+    }
 }

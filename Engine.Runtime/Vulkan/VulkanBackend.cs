@@ -238,6 +238,13 @@ public sealed unsafe class VulkanBackend : IBackend
         Elementwise("copy", Tensor(source).Slice, Whole(_empty), Tensor(destination).Slice,
             new ElementwisePush((uint)count, (uint)sourceOffset, (uint)destinationOffset));
 
+    /// <summary>A transfer-queue copy of a whole tensor (vkCmdCopyBuffer): the device's copy bandwidth, for benchmarks.</summary>
+    public void TransferCopy(ITensor source, ITensor destination)
+    {
+        var (from, to) = (Tensor(source).Slice, Tensor(destination).Slice);
+        _recorder.Copy(from.Buffer, from.Offset, to.Buffer, to.Offset, Math.Min(from.Size, to.Size));
+    }
+
     public void Softmax(ITensor x, int rows, int cols)
     {
         var kernel = Kernel("softmax", 1, (uint)sizeof(SoftmaxPush), _reduceWorkgroup);
