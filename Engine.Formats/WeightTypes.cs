@@ -10,6 +10,10 @@ public static class WeightTypes
         FloatFormat.F32,
         FloatFormat.F16,
         FloatFormat.BF16,
+        GroupIntFormat.Q8,
+        GroupIntFormat.Q4,
+        GroupIntFormat.Q3,
+        GroupIntFormat.Q2,
     ];
 
     // Indexed by id; ids without a format (retired or not built) stay null.
