@@ -14,6 +14,7 @@ public static class WeightTypes
         GroupIntFormat.Q4,
         GroupIntFormat.Q3,
         GroupIntFormat.Q2,
+        BinaryFormat.Instance,
     ];
 
     // Indexed by id; ids without a format (retired or not built) stay null.
