@@ -2,7 +2,7 @@ using Engine.Formats.Weights;
 
 namespace Engine.Formats;
 
-/// <summary>The one table of weight-format traits, indexed by <see cref="WeightType"/>.</summary>
+/// <summary>The one table of weight-format traits, looked up by <see cref="WeightType"/> id or by name.</summary>
 public static class WeightTypes
 {
     private static readonly WeightFormat[] Table =
@@ -10,22 +10,25 @@ public static class WeightTypes
         FloatFormat.F32,
         FloatFormat.F16,
         FloatFormat.BF16,
+        GroupIntFormat.Q8,
+        GroupIntFormat.Q4,
+        GroupIntFormat.Q3,
+        GroupIntFormat.Q2,
+        BinaryFormat.Instance,
     ];
+
+    // Indexed by id; ids without a format (retired or not built) stay null.
+    private static readonly WeightFormat?[] ById = IndexById(Table);
 
     public static IReadOnlyList<WeightFormat> All => Table;
 
-    public static WeightFormat Get(WeightType type)
-    {
-        int index = (int)type;
-        if (index >= Table.Length || Table[index].Type != type)
-            throw new InvalidDataException($"unknown weight format id {(int)type}");
-        return Table[index];
-    }
+    public static WeightFormat Get(WeightType type) =>
+        TryGet(type, out var format) ? format : throw new InvalidDataException($"unknown weight format id {(int)type}");
 
     public static bool TryGet(WeightType type, out WeightFormat format)
     {
         int index = (int)type;
-        format = index < Table.Length && Table[index].Type == type ? Table[index] : null!;
+        format = index < ById.Length ? ById[index]! : null!;
         return format is not null;
     }
 
@@ -41,5 +44,17 @@ public static class WeightTypes
         }
         format = null!;
         return false;
+    }
+
+    private static WeightFormat?[] IndexById(WeightFormat[] formats)
+    {
+        var byId = new WeightFormat?[formats.Max(f => (int)f.Type) + 1];
+        foreach (var format in formats)
+        {
+            if (byId[(int)format.Type] is not null)
+                throw new InvalidOperationException($"weight format id {(int)format.Type} is in the table twice");
+            byId[(int)format.Type] = format;
+        }
+        return byId;
     }
 }

@@ -11,6 +11,11 @@ public static class WeightEncoders
         new FloatEncoder(FloatFormat.F32),
         new FloatEncoder(FloatFormat.F16),
         new FloatEncoder(FloatFormat.BF16),
+        new GroupIntEncoder(GroupIntFormat.Q8),
+        new GroupIntEncoder(GroupIntFormat.Q4),
+        new GroupIntEncoder(GroupIntFormat.Q3),
+        new GroupIntEncoder(GroupIntFormat.Q2),
+        new BinaryEncoder(),
     ];
 
     public static IWeightEncoder Get(WeightType type) =>

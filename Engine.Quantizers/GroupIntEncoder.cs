@@ -1,0 +1,61 @@
+using Engine.Formats;
+using Engine.Formats.Weights;
+
+namespace Engine.Quantizers;
+
+/// <summary>
+/// Round to nearest for the group integer formats, asymmetric min-max per group. The f16 minimum is rounded down
+/// and the f16 scale rounded up until the grid reaches the group's maximum, and the codes are chosen against those
+/// stored values, so every weight decodes within scale / 2 of itself (plus the float32 rounding of the decode).
+/// A group of equal values gets scale 0 (or the smallest that reaches it) and decodes to its minimum.
+/// </summary>
+public sealed class GroupIntEncoder(GroupIntFormat format) : IWeightEncoder
+{
+    public WeightType Type => format.Type;
+
+    public EncodedTensor Encode(string name, ReadOnlySpan<float> values, int rows, int columns, FormatParameters parameters)
+    {
+        var info = new TensorInfo(name, [rows, columns], format.Type, parameters);
+        var layout = info.Layout;
+        var data = new byte[layout.TotalBytes];
+        int groupSize = parameters.GroupSize;
+        for (int r = 0; r < rows; r++)
+        {
+            var headers = data.AsSpan((int)(layout.StreamOffset(0) + r * layout.RowBytes[0]), (int)layout.RowBytes[0]);
+            var codes = data.AsSpan((int)(layout.StreamOffset(1) + r * layout.RowBytes[1]), (int)layout.RowBytes[1]);
+            var row = values.Slice(r * columns, columns);
+            for (int group = 0, start = 0; start < columns; group++, start += groupSize)
+            {
+                var weights = row[start..Math.Min(start + groupSize, columns)];
+                var (scale, min) = Grid(weights, name, r, start);
+                GroupIntFormat.WriteHeader(headers, group, scale, min);
+                double step = (double)scale, offset = (double)min;
+                for (int i = 0; i < weights.Length; i++)
+                {
+                    int code = step == 0 ? 0 : (int)Math.Clamp(Math.Round((weights[i] - offset) / step), 0, format.MaxCode);
+                    format.WriteCode(codes, start + i, code);
+                }
+            }
+        }
+        return new EncodedTensor(info, data);
+    }
+
+    /// <summary>The stored scale and minimum of a group: the smallest f16 grid from below its minimum that covers its maximum.</summary>
+    private (Half Scale, Half Min) Grid(ReadOnlySpan<float> weights, string name, int row, int column)
+    {
+        float lo = float.PositiveInfinity, hi = float.NegativeInfinity;
+        foreach (float w in weights)
+        {
+            lo = Math.Min(lo, w);
+            hi = Math.Max(hi, w);
+        }
+        if (!(lo >= -(float)Half.MaxValue && hi <= (float)Half.MaxValue))
+            throw new InvalidDataException(
+                $"tensor '{name}': row {row}, group at column {column} holds values in [{lo}, {hi}], outside the f16 range of {format.Name} scales");
+        var min = (Half)lo;
+        if ((float)min > lo) min = Half.BitDecrement(min);
+        var scale = (Half)((hi - (float)min) / format.MaxCode);
+        while (MathF.FusedMultiplyAdd(format.MaxCode, (float)scale, (float)min) < hi) scale = Half.BitIncrement(scale);
+        return (scale, min);
+    }
+}
