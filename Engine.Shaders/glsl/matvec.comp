@@ -16,7 +16,8 @@ layout(std430, binding = 3) readonly buffer BiasBuffer { float bias[]; };
 
 shared float partial[ROWS * WORKGROUP];
 
-float x_at(uint c) { return x[min(c, p.cols - 1)]; }  // padded weights are zero, so the clamp is harmless
+// Inputs past the row end are zero: the padding weights a format decodes there (min + 0 * scale) do not count.
+float x_at(uint c) { return c < p.cols ? x[c] : 0.0; }
 
 void main()
 {

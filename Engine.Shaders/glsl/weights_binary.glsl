@@ -2,7 +2,6 @@
 // bit (1 = +1); f16 scales per group of 2^p.param[0] weights along a row, p.param[1] planes.
 // Stream 0: the scales, p.param[1] f16 values per group; streams 1 and 2: the sign planes, bit i of a row = weight i.
 
-#include "weights_padding.glsl"
 
 // Weights [col, col + 8) of one plane: fma(b, 2s, -s) with b in {0, 1} is exactly +-s, as the CPU reference.
 void plane8(uint stream, uint row, uint col, float s, out vec4 lo, out vec4 hi)
@@ -25,5 +24,4 @@ void load_weight8(uint row, uint col, out vec4 lo, out vec4 hi)
         lo += lo2;
         hi += hi2;
     }
-    zero_past_cols(col, lo, hi);
 }

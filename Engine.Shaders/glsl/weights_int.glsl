@@ -5,8 +5,6 @@
 // [i*bits, (i+1)*bits); q3 keeps the low two bits of a block's codes in its words 0-1 as q2 does and the third
 // bits in word 2. Every layout gives 8 codes from one or two whole words and one header word.
 
-#include "weights_padding.glsl"
-
 #if defined(DATA_Q8)
 layout(std430, binding = 0) readonly buffer WeightPairs { uvec2 pairs[]; };  // the same bytes, for 8-byte loads
 
@@ -55,5 +53,4 @@ void load_weight8(uint row, uint col, out vec4 lo, out vec4 hi)
     precise vec4 whi = fma(vec4(qhi), header.xxxx, header.yyyy);
     lo = wlo;
     hi = whi;
-    zero_past_cols(col, lo, hi);
 }
