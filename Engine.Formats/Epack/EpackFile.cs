@@ -156,11 +156,13 @@ public sealed class EpackFile : TensorFile
                 throw new InvalidDataException($"{path}: {what} [{entry.Offset}, +{entry.Length}) runs past the end of the file ({header.FileLength} bytes)");
             regions.Add((entry.Offset, end, what));
         }
-        regions.Sort((a, b) => a.Start != b.Start ? a.Start.CompareTo(b.Start) : a.End.CompareTo(b.End));
+        // Sorted by start, non-empty regions are disjoint exactly when each ends before the next begins.
+        regions.RemoveAll(r => r.End == r.Start);
+        regions.Sort((a, b) => a.Start.CompareTo(b.Start));
         for (int i = 1; i < regions.Count; i++)
         {
             var (previous, current) = (regions[i - 1], regions[i]);
-            if (current.Start < previous.End && current.End > current.Start && previous.End > previous.Start)
+            if (current.Start < previous.End)
                 throw new InvalidDataException($"{path}: {current.What} at {current.Start} overlaps {previous.What} [{previous.Start}, {previous.End})");
         }
     }

@@ -41,7 +41,15 @@ public sealed class EpackWriter : IDisposable
         if (Directory.Exists(fullPath))
             throw new IOException($"cannot write {path}: it is a folder");
         string temporary = Path.Combine(folder, $".{Path.GetFileName(fullPath)}.{Guid.NewGuid():N}.tmp");
-        var stream = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20);
+        FileStream stream;
+        try
+        {
+            stream = new FileStream(temporary, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 20);
+        }
+        catch (UnauthorizedAccessException e)
+        {
+            throw new UnauthorizedAccessException($"cannot write {path}: no permission to create files in {folder}", e);
+        }
         stream.Write(Padding.AsSpan(0, EpackHeader.Size));
         return new EpackWriter(fullPath, temporary, stream);
     }
