@@ -1,4 +1,5 @@
 using System.CommandLine;
+using Engine.Formats;
 using Engine.Runtime;
 using Engine.Runtime.Tokenization;
 
@@ -36,11 +37,10 @@ public sealed class ModelArguments
     public (ILanguageModel Model, TextTokenizer Tokenizer) LoadWithTokenizer(ParseResult parse, int? contextOverride = null)
     {
         string path = ModelPath(parse);
-        string folder = Directory.Exists(path) ? path : Path.GetDirectoryName(Path.GetFullPath(path))!;
-        var tokenizer = File.Exists(path) && path.EndsWith(".bin", StringComparison.OrdinalIgnoreCase) ? null : TextTokenizer.Load(folder);
-        if (tokenizer is null)
-            throw new InvalidDataException($"{path} has no tokenizer (tokenizer.model or tokenizer.json): text commands need one; 'engine logits' works on token ids");
-        var model = ModelLoader.Load(path, Options(parse, contextOverride));
+        using var file = ModelFile.Open(path);
+        var tokenizer = ModelLoader.LoadTokenizer(file)
+            ?? throw new InvalidDataException($"{path} has no tokenizer (tokenizer.model or tokenizer.json): text commands need one; 'engine logits' works on token ids");
+        var model = ModelLoader.Load(file, Options(parse, contextOverride));
         return (model, tokenizer);
     }
 }

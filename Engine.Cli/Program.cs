@@ -14,6 +14,7 @@ public static class Program
             PerplexityCommand.Create(),
             LogitsCommand.Create(),
             BenchCommand.Create(),
+            QuantizeCommand.Create(),
             InspectCommand.Create(),
             DevicesCommand.Create(),
         };

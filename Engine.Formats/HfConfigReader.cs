@@ -23,10 +23,27 @@ public static class HfConfigReader
         if (!File.Exists(configPath))
             throw new FileNotFoundException($"{configPath} does not exist (a Hugging Face model folder needs one)", configPath);
 
-        using var config = Parse(configPath);
+        using var config = Parse(File.ReadAllBytes(configPath), configPath);
         string generationPath = Path.Combine(folder, GenerationConfigFileName);
-        using var generation = File.Exists(generationPath) ? Parse(generationPath) : null;
+        using var generation = File.Exists(generationPath) ? Parse(File.ReadAllBytes(generationPath), generationPath) : null;
+        return Interpret(config, generation, configPath, generationPath);
+    }
 
+    /// <summary>
+    /// Reads config.json and generation_config.json texts kept elsewhere (a packed model file embeds them);
+    /// <paramref name="source"/> prefixes the file names in error messages.
+    /// </summary>
+    public static ModelConfig FromJson(string configJson, string? generationConfigJson, string source)
+    {
+        ArgumentNullException.ThrowIfNull(configJson);
+        string configLabel = $"{source}: {ConfigFileName}", generationLabel = $"{source}: {GenerationConfigFileName}";
+        using var config = Parse(Encoding.UTF8.GetBytes(configJson), configLabel);
+        using var generation = generationConfigJson is null ? null : Parse(Encoding.UTF8.GetBytes(generationConfigJson), generationLabel);
+        return Interpret(config, generation, configLabel, generationLabel);
+    }
+
+    private static ModelConfig Interpret(JsonDocument config, JsonDocument? generation, string configPath, string generationPath)
+    {
         var root = config.RootElement;
         if (root.ValueKind != JsonValueKind.Object)
             throw new InvalidDataException($"{configPath}: must be a JSON object, found {root.ValueKind}");
@@ -182,12 +199,11 @@ public static class HfConfigReader
     }
 
     /// <summary>
-    /// Parses a JSON file; Python's <c>json.dump</c> writes bare <c>NaN</c> / <c>Infinity</c>, which are not JSON, so a file
+    /// Parses a JSON file's bytes; Python's <c>json.dump</c> writes bare <c>NaN</c> / <c>Infinity</c>, which are not JSON, so a file
     /// that fails to parse is retried with those tokens written the transformers-5 way (<c>{"__float__": "Infinity"}</c>).
     /// </summary>
-    private static JsonDocument Parse(string path)
+    private static JsonDocument Parse(byte[] bytes, string path)
     {
-        byte[] bytes = File.ReadAllBytes(path);
         ReadOnlyMemory<byte> content = bytes.AsSpan().StartsWith("\uFEFF"u8) ? bytes.AsMemory(3) : bytes;
         try
         {

@@ -3,7 +3,8 @@ namespace Engine.Formats;
 /// <summary>
 /// A model opened from a path: its hyper-parameters and its tensors. Accepts a Hugging Face folder
 /// (<c>config.json</c> with <c>model.safetensors</c> or <c>model.safetensors.index.json</c>), a single
-/// <c>.safetensors</c> file or a <c>.safetensors.index.json</c> inside such a folder, or a legacy llama2.c <c>.bin</c>.
+/// <c>.safetensors</c> file or a <c>.safetensors.index.json</c> inside such a folder, a packed <c>.epack</c> file (config
+/// from its metadata), or a legacy llama2.c <c>.bin</c>.
 /// </summary>
 public sealed class ModelFile : IDisposable
 {
@@ -36,13 +37,18 @@ public sealed class ModelFile : IDisposable
             var llama2c = Llama2cFile.Open(path);
             return new ModelFile(path, llama2c.Config, llama2c);
         }
+        if (path.EndsWith(Epack.EpackFile.Extension, StringComparison.OrdinalIgnoreCase))
+        {
+            var epack = Epack.EpackFile.Open(path);
+            return new ModelFile(path, epack.Config, epack);
+        }
         if (path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase))
             return WithFolderConfig(path, () => SafetensorsFile.Open(path));
         if (path.EndsWith(".safetensors.index.json", StringComparison.OrdinalIgnoreCase))
             return WithFolderConfig(path, () => ShardedSafetensors.Open(path));
 
         throw new InvalidDataException(
-            $"unsupported model path '{path}' (expected a Hugging Face folder, a llama2.c .bin, or a .safetensors file beside its config.json)");
+            $"unsupported model path '{path}' (expected a Hugging Face folder, a llama2.c .bin, an .epack file, or a .safetensors file beside its config.json)");
     }
 
     public void Dispose() => Tensors.Dispose();

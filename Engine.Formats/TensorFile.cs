@@ -37,7 +37,13 @@ public abstract class TensorFile : ITensorSource
         return false;
     }
 
-    public byte[] ReadBytes(string name) => FileReads.ReadTensor(_handle, Find(name), Path);
+    public byte[] ReadBytes(string name)
+    {
+        var stored = Find(name);
+        byte[] bytes = FileReads.ReadTensor(_handle, stored, Path);
+        CheckContent(stored, bytes);
+        return bytes;
+    }
 
     /// <summary>Reads <paramref name="destination"/>.Length bytes of a tensor starting <paramref name="byteOffset"/> bytes into it.</summary>
     public void ReadBytes(string name, long byteOffset, Span<byte> destination) =>
@@ -57,6 +63,14 @@ public abstract class TensorFile : ITensorSource
     }
 
     public override string ToString() => Path;
+
+    /// <summary>A container that records checksums rejects, with an <see cref="InvalidDataException"/>, bytes that do not match.</summary>
+    private protected virtual void CheckContent(StoredTensor tensor, ReadOnlySpan<byte> bytes)
+    {
+    }
+
+    /// <summary>The open file, for containers that read more than whole tensors.</summary>
+    private protected SafeFileHandle Handle => _handle;
 
     /// <summary>Opens <paramref name="path"/> and parses it with <paramref name="read"/>, closing the file if that fails.</summary>
     private protected static T Open<T>(string path, Func<string, SafeFileHandle, T> read)

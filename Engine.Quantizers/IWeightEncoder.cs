@@ -10,6 +10,9 @@ public interface IWeightEncoder
 {
     WeightType Type { get; }
 
+    /// <summary>The method's name on the command line (<c>engine quantize --method</c>): round-to-nearest unless the encoder says otherwise.</summary>
+    string Method => "rtn";
+
     /// <summary>
     /// Encodes the row-major [rows, columns] matrix <paramref name="values"/> as tensor <paramref name="name"/>.
     /// The result's data is laid out as <see cref="TensorInfo.Layout"/> says; tensors the format references (a

@@ -1,6 +1,8 @@
 using Engine.Formats;
+using Engine.Formats.Epack;
 using Engine.Runtime.Cpu;
 using Engine.Runtime.Models;
+using Engine.Runtime.Tokenization;
 using Engine.Runtime.Vulkan;
 
 namespace Engine.Runtime;
@@ -11,6 +13,13 @@ public static class ModelLoader
     public static ILanguageModel Load(string path, ModelOptions options)
     {
         using var file = ModelFile.Open(path);
+        return Load(file, options);
+    }
+
+    /// <summary>Loads an opened model file (the caller keeps it open only while this runs: the weights are uploaded).</summary>
+    public static ILanguageModel Load(ModelFile file, ModelOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(file);
         var backend = CreateBackend(options);
         try
         {
@@ -20,6 +29,34 @@ public static class ModelLoader
         {
             backend.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>
+    /// The model's tokenizer: embedded in an .epack file, else beside the weights (a Hugging Face folder, or the folder
+    /// of a .safetensors file); null when there is none, as for llama2.c checkpoints.
+    /// </summary>
+    public static TextTokenizer? LoadTokenizer(ModelFile file)
+    {
+        ArgumentNullException.ThrowIfNull(file);
+        switch (file.Tensors)
+        {
+            case EpackFile epack:
+                if (epack.Metadata.Tokenizer is not { } embedded) return null;
+                try
+                {
+                    return TextTokenizer.FromBytes(embedded.Kind, embedded.Data, embedded.TokenizerConfigJson, epack.Metadata.GenerationConfigJson,
+                        epack.Metadata.ConfigJson, embedded.ChatTemplate);
+                }
+                catch (InvalidDataException e)
+                {
+                    throw new InvalidDataException($"{epack.Path}: embedded {e.Message}", e);
+                }
+            case Llama2cFile:
+                return null;
+            default:
+                string folder = Directory.Exists(file.Path) ? file.Path : Path.GetDirectoryName(Path.GetFullPath(file.Path))!;
+                return TextTokenizer.Load(folder);
         }
     }
 

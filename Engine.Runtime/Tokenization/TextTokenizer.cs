@@ -10,10 +10,10 @@ namespace Engine.Runtime.Tokenization;
 public sealed class TextTokenizer
 {
     /// <summary><see cref="FromBytes"/> kind for a SentencePiece model (the bytes of tokenizer.model).</summary>
-    public const string SentencePieceKind = "sentencepiece";
+    public const string SentencePieceKind = Engine.Formats.Epack.EpackTokenizer.SentencePieceKind;
 
     /// <summary><see cref="FromBytes"/> kind for a Hugging Face tokenizer.json.</summary>
-    public const string TokenizerJsonKind = "tokenizer.json";
+    public const string TokenizerJsonKind = Engine.Formats.Epack.EpackTokenizer.TokenizerJsonKind;
 
     /// <summary>Stop tokens of the common chat formats, honoured whenever the vocabulary has them.</summary>
     private static readonly string[] ConventionalStopTokens = ["<|eot_id|>", "<|im_end|>", "<|end_of_text|>", "<|endoftext|>"];
@@ -72,11 +72,7 @@ public sealed class TextTokenizer
     /// <exception cref="InvalidDataException">A file is malformed or asks for something unsupported; the message names it.</exception>
     public static TextTokenizer? Load(string modelFolder)
     {
-        string jsonPath = Path.Combine(modelFolder, "tokenizer.json"), sentencePiecePath = Path.Combine(modelFolder, "tokenizer.model");
-        var (kind, tokenizerPath) = File.Exists(jsonPath) ? (TokenizerJsonKind, jsonPath)
-            : File.Exists(sentencePiecePath) ? (SentencePieceKind, sentencePiecePath)
-            : (null, null);
-        if (kind is null || tokenizerPath is null) return null;
+        if (FindModelFile(modelFolder) is not var (kind, tokenizerPath)) return null;
 
         var config = ReadIfPresent(Path.Combine(modelFolder, "tokenizer_config.json"), TokenizerConfig.Parse) ?? TokenizerConfig.Empty;
         string templatePath = Path.Combine(modelFolder, "chat_template.jinja");
@@ -90,13 +86,24 @@ public sealed class TextTokenizer
             File.Exists(path) ? parse(File.ReadAllBytes(path), path) : null;
     }
 
+    /// <summary>The tokenizer file of a model folder and its <see cref="FromBytes"/> kind: tokenizer.json if present, else tokenizer.model.</summary>
+    public static (string Kind, string Path)? FindModelFile(string modelFolder)
+    {
+        string jsonPath = Path.Combine(modelFolder, "tokenizer.json"), sentencePiecePath = Path.Combine(modelFolder, "tokenizer.model");
+        return File.Exists(jsonPath) ? (TokenizerJsonKind, jsonPath)
+            : File.Exists(sentencePiecePath) ? (SentencePieceKind, sentencePiecePath)
+            : null;
+    }
+
     /// <summary>
     /// Builds a tokenizer from bytes embedded elsewhere (a packed model file): <paramref name="kind"/> is
-    /// <see cref="SentencePieceKind"/> or <see cref="TokenizerJsonKind"/>; the two JSON texts may be null.
+    /// <see cref="SentencePieceKind"/> or <see cref="TokenizerJsonKind"/>; the JSON texts may be null, and
+    /// <paramref name="chatTemplate"/> (a separate chat_template.jinja) is used when tokenizer_config.json has none.
     /// </summary>
     /// <exception cref="ArgumentException">An unknown kind.</exception>
     /// <exception cref="InvalidDataException">Malformed or unsupported content; the message names the file it stands for.</exception>
-    public static TextTokenizer FromBytes(string kind, byte[] tokenizerBytes, string? tokenizerConfigJson, string? generationConfigJson)
+    public static TextTokenizer FromBytes(string kind, byte[] tokenizerBytes, string? tokenizerConfigJson, string? generationConfigJson,
+        string? modelConfigJson = null, string? chatTemplate = null)
     {
         string label = kind switch
         {
@@ -105,8 +112,10 @@ public sealed class TextTokenizer
             _ => throw new ArgumentException($"unknown tokenizer kind '{kind}' (expected '{SentencePieceKind}' or '{TokenizerJsonKind}')", nameof(kind)),
         };
         var config = tokenizerConfigJson is null ? TokenizerConfig.Empty : TokenizerConfig.Parse(Encoding.UTF8.GetBytes(tokenizerConfigJson), "tokenizer_config.json");
+        if (config.ChatTemplate is null && chatTemplate is not null) config = config with { ChatTemplate = chatTemplate };
         var generation = generationConfigJson is null ? ConfiguredTokenIds.Empty : ConfiguredTokenIds.Parse(Encoding.UTF8.GetBytes(generationConfigJson), "generation_config.json");
-        return Create(kind, tokenizerBytes, label, config, generation, ConfiguredTokenIds.Empty);
+        var modelConfig = modelConfigJson is null ? ConfiguredTokenIds.Empty : ConfiguredTokenIds.Parse(Encoding.UTF8.GetBytes(modelConfigJson), "config.json");
+        return Create(kind, tokenizerBytes, label, config, generation, modelConfig);
     }
 
     private static TextTokenizer Create(string kind, byte[] tokenizerBytes, string tokenizerLabel, TokenizerConfig config, ConfiguredTokenIds generation, ConfiguredTokenIds modelConfig)

@@ -1,0 +1,85 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using Engine.Formats;
+using Engine.Formats.Epack;
+using Engine.Quantizers;
+
+namespace Engine.Cli.Commands;
+
+/// <summary>
+/// <c>engine quantize IN -o OUT.epack --format F</c>: writes a model as a packed file in a weight format, with a
+/// progress bar on standard error and, on standard output, a table of every tensor's format, measured bits per weight
+/// and relative error, and a total line.
+/// </summary>
+public static class QuantizeCommand
+{
+    public static Command Create()
+    {
+        var input = new Argument<string>("input") { Description = "Model to quantize: a Hugging Face folder, a .safetensors file, a llama2.c .bin or an .epack file" };
+        var output = new Option<string>("--output", "-o") { Description = "The .epack file to write", Required = true };
+        var format = new Option<string>("--format", "-f")
+        {
+            Description = $"Weight format: {string.Join(", ", WeightTypes.All.Select(f => f.Name))}",
+            Required = true,
+        };
+        var groupSize = new Option<int?>("--group-size") { Description = "Weights per group (scale, exponent) along a row; default: the format's" };
+        var bits = new Option<int?>("--bits") { Description = "Format-specific bit width (SEFP mantissa bits, PCDVQ direction bits); default: the format's" };
+        var planes = new Option<int?>("--planes") { Description = "Binary sign planes (1 or 2); default: the format's" };
+        var rank = new Option<int?>("--rank") { Description = "Low-rank inner dimension; default: the format's" };
+        var method = new Option<string?>("--method") { Description = $"Quantization method ({string.Join(", ", ModelQuantizer.KnownMethods)}); default: the format's" };
+        var keep = new Option<string[]>("--keep")
+        {
+            Description = "PATTERN keeps matching tensors in their source format, PATTERN=FORMAT stores them in FORMAT (glob on the name: * and ?; repeatable)",
+            DefaultValueFactory = _ => [],
+        };
+        var command = new Command("quantize", "Write a model as an .epack file in a weight format")
+        {
+            input, output, format, groupSize, bits, planes, rank, method, keep,
+        };
+        command.SetAction(parse =>
+        {
+            string outputPath = parse.GetValue(output)!;
+            if (!outputPath.EndsWith(EpackFile.Extension, StringComparison.OrdinalIgnoreCase))
+                throw new ArgumentException($"the output must be an {EpackFile.Extension} file, got '{outputPath}'");
+            var request = ModelQuantizer.CreateRequest(parse.GetValue(format)!, parse.GetValue(groupSize), parse.GetValue(bits),
+                parse.GetValue(planes), parse.GetValue(rank), parse.GetValue(method), parse.GetValue(keep) ?? []);
+            using var source = ModelFile.Open(parse.GetValue(input)!);
+
+            var clock = Stopwatch.StartNew();
+            QuantizeResult result;
+            using (var line = new ProgressLine())
+            {
+                var progress = line.Reporter<QuantizeProgress>(p => ((double)p.Done / Math.Max(p.Total, 1), $"{p.Done}/{p.Total} {p.Tensor}"));
+                result = ModelQuantizer.Quantize(source, outputPath, request, CommandLine(), progress);
+            }
+            Print(result, outputPath, clock.Elapsed);
+            return 0;
+        });
+        return command;
+    }
+
+    private static void Print(QuantizeResult result, string outputPath, TimeSpan elapsed)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        var o = Console.Out;
+        o.WriteLine("| tensor | shape | format | bits/weight | rel. error |");
+        o.WriteLine("| --- | --- | --- | ---: | ---: |");
+        foreach (var tensor in result.Sizes.Weights)
+        {
+            var info = tensor.Info;
+            o.WriteLine(string.Create(inv,
+                $"| {info.Name} | {info.ShapeText} | {InspectCommand.FormatText(info)} | {tensor.BitsPerWeight:F3} | {result.RelativeErrors[info.Name]:G4} |"));
+        }
+        foreach (var companion in result.Sizes.Companions)
+            o.WriteLine(string.Create(inv, $"companion {companion.Info.Name} {companion.Info.ShapeText} {InspectCommand.FormatText(companion.Info)}: {companion.Bytes} bytes"));
+        var sizes = result.Sizes;
+        o.WriteLine();
+        o.WriteLine(string.Create(inv,
+            $"total: {sizes.Weights.Count} tensors, {sizes.Parameters:N0} weights, {sizes.TotalBytes:N0} bytes of tensors, {sizes.BitsPerWeight:F3} bits per weight (companions counted); {outputPath}: {result.FileBytes:N0} bytes ({result.FileBytes / 1048576.0:F2} MiB) in {elapsed.TotalSeconds:F1} s"));
+    }
+
+    /// <summary>The command line as typed (arguments with spaces quoted), for the file's provenance.</summary>
+    private static string CommandLine() =>
+        string.Join(' ', Environment.GetCommandLineArgs().Skip(1).Prepend("engine").Select(a => a.Contains(' ', StringComparison.Ordinal) ? $"\"{a}\"" : a));
+}
