@@ -41,6 +41,12 @@ public static class CommonOptions
         Description = "Context length to allocate (default: the model's, at most 4096)",
     };
 
+    public static Option<int> SefpBits() => new("--sefp-bits")
+    {
+        Description = "Mantissa bits read from SEFP weights, 2..7 (default: all stored); fewer bits read fewer bytes, no reload",
+        HelpName = "M",
+    };
+
     private static BackendKind Fail(System.CommandLine.Parsing.ArgumentResult result, string message)
     {
         result.AddError(message);

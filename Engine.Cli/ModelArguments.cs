@@ -12,6 +12,7 @@ public sealed class ModelArguments
     private readonly Option<BackendKind> _backend = CommonOptions.Backend();
     private readonly Option<int?> _device = CommonOptions.Device();
     private readonly Option<int?> _context = CommonOptions.Context();
+    private readonly Option<int> _sefpBits = CommonOptions.SefpBits();
 
     /// <param name="defaultModel">Without -m, run the default model (tinyprose-14m) instead of failing.</param>
     public ModelArguments(bool defaultModel)
@@ -21,7 +22,7 @@ public sealed class ModelArguments
 
     public void AddTo(Command command)
     {
-        foreach (var option in new Option[] { _model, _backend, _device, _context }) command.Options.Add(option);
+        foreach (var option in new Option[] { _model, _backend, _device, _context, _sefpBits }) command.Options.Add(option);
     }
 
     public string ModelPath(ParseResult parse) => parse.GetValue(_model) ?? DefaultModel.Find();
@@ -31,6 +32,7 @@ public sealed class ModelArguments
         Backend = parse.GetValue(_backend),
         DeviceIndex = parse.GetValue(_device),
         MaxContext = contextOverride ?? parse.GetValue(_context),
+        SefpBits = parse.GetValue(_sefpBits),
     };
 
     /// <summary>Loads the model and its tokenizer; a model without a tokenizer is an error for text commands.</summary>

@@ -43,13 +43,26 @@ public abstract class WeightFormat
     /// <summary>Suffix of the shader variants that decode this format in place: matvec_TAG, matmul_TAG, embedding_TAG.</summary>
     public abstract string ShaderTag(FormatParameters parameters);
 
-    /// <summary>Up to four format-specific shader constants (group size, bits read, ...), passed as push constants.</summary>
-    public virtual void ShaderParameters(FormatParameters parameters, Span<uint> destination)
+    /// <summary>
+    /// Up to four format-specific shader constants (group size, bits read, ...), passed as push constants.
+    /// <paramref name="precision"/> is the run-time precision (<see cref="EffectivePrecision"/>).
+    /// </summary>
+    public virtual void ShaderParameters(FormatParameters parameters, int precision, Span<uint> destination)
     {
     }
 
-    /// <summary>Bytes one full pass over the matrix reads (what a mat-vec streams): the whole layout unless the format reads less.</summary>
-    public virtual long BytesRead(MatrixLayout layout, FormatParameters parameters) => layout.TotalBytes;
+    /// <summary>
+    /// The precision a tensor is read at when the run time asks for <paramref name="requested"/> bits (0 = all that is
+    /// stored). Formats whose lower precisions read fewer bytes (SEFP) return the bits they will read; others 0.
+    /// </summary>
+    public virtual int EffectivePrecision(FormatParameters parameters, int requested) => 0;
+
+    /// <summary>Bytes one full pass over the matrix reads at <paramref name="precision"/> (what a mat-vec streams).</summary>
+    public virtual long BytesRead(MatrixLayout layout, FormatParameters parameters, int precision) => layout.TotalBytes;
+
+    /// <summary>The CPU reference decode at a run-time precision (<see cref="EffectivePrecision"/>); the same as <see cref="Decode"/> for most formats.</summary>
+    public virtual void Decode(TensorInfo info, ReadOnlySpan<byte> data, Span<float> destination, ITensorSource? shared, int precision) =>
+        Decode(info, data, destination, shared);
 
     public override string ToString() => Name;
 

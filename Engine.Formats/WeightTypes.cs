@@ -14,6 +14,7 @@ public static class WeightTypes
         GroupIntFormat.Q4,
         GroupIntFormat.Q3,
         GroupIntFormat.Q2,
+        SefpFormat.Instance,
         BinaryFormat.Instance,
     ];
 

@@ -15,6 +15,7 @@ public static class WeightEncoders
         new GroupIntEncoder(GroupIntFormat.Q4),
         new GroupIntEncoder(GroupIntFormat.Q3),
         new GroupIntEncoder(GroupIntFormat.Q2),
+        new SefpEncoder(),
         new BinaryEncoder(),
     ];
 

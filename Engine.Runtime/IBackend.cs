@@ -34,6 +34,12 @@ public interface IBackend : IDisposable
     string DeviceName { get; }
 
     /// <summary>
+    /// Bits read from weights whose format has a run-time precision (SEFP mantissa bits, 2..7; a tensor stored with
+    /// fewer reads all it has); 0 reads everything stored. Changing it takes effect at the next op, without a reload.
+    /// </summary>
+    int RuntimePrecision { get; set; }
+
+    /// <summary>
     /// Uploads a matrix in its stored format (<paramref name="data"/> laid out as <see cref="TensorInfo.Layout"/> says);
     /// <paramref name="shared"/> supplies the tensors the format references (a codebook).
     /// </summary>

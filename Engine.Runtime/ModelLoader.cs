@@ -60,9 +60,15 @@ public static class ModelLoader
         }
     }
 
-    public static IBackend CreateBackend(ModelOptions options) => options.Backend switch
+    public static IBackend CreateBackend(ModelOptions options)
     {
-        BackendKind.Cpu => new CpuBackend(),
-        _ => new VulkanBackend(options.DeviceIndex),
-    };
+        RuntimePrecisionRule.Check(options.SefpBits);
+        IBackend backend = options.Backend switch
+        {
+            BackendKind.Cpu => new CpuBackend(),
+            _ => new VulkanBackend(options.DeviceIndex),
+        };
+        backend.RuntimePrecision = options.SefpBits;
+        return backend;
+    }
 }

@@ -20,5 +20,8 @@ public sealed record ModelOptions
     /// <summary>Tokens processed per prompt batch (activations are allocated for this many).</summary>
     public int MaxBatch { get; init; } = 512;
 
+    /// <summary>Mantissa bits read from SEFP weights (2..7; 0 = all stored): <see cref="IBackend.RuntimePrecision"/>.</summary>
+    public int SefpBits { get; init; }
+
     public const int DefaultMaxContext = 4096;
 }

@@ -35,15 +35,16 @@ public static class BenchCommand
         output.AcceptOnlyFromAmong("md", "json", "csv");
         var backend = CommonOptions.Backend();
         var device = CommonOptions.Device();
+        var sefpBits = CommonOptions.SefpBits();
         var command = new Command("bench", "Measure prompt and generation tokens/s of a model, or mat-vec GB/s per weight format")
         {
-            model, prompt, generate, repetitions, matvec, types, iterations, output, backend, device,
+            model, prompt, generate, repetitions, matvec, types, iterations, output, backend, device, sefpBits,
         };
         command.SetAction(parse =>
         {
             int reps = parse.GetValue(repetitions);
             if (reps < 1) throw new ArgumentException("--repetitions must be at least 1");
-            var options = new ModelOptions { Backend = parse.GetValue(backend), DeviceIndex = parse.GetValue(device) };
+            var options = new ModelOptions { Backend = parse.GetValue(backend), DeviceIndex = parse.GetValue(device), SefpBits = parse.GetValue(sefpBits) };
             string? shapes = parse.GetValue(matvec);
             string? modelPath = parse.GetValue(model);
             if ((shapes is null) == (modelPath is null))
@@ -129,6 +130,7 @@ public static class BenchCommand
                             writer.WriteString("test", m.Test);
                             writer.WriteNumber("rate_mean", m.Mean);
                             writer.WriteNumber("rate_sd", m.StandardDeviation);
+                            writer.WriteNumber("weight_bytes", m.BytesPerUnit);
                             writer.WriteNumber("weight_gb_per_s", m.GigabytesPerSecond);
                             writer.WriteStartArray("rates");
                             foreach (double r in m.Rates) writer.WriteNumberValue(r);
@@ -141,16 +143,16 @@ public static class BenchCommand
                 }
                 break;
             case "csv":
-                text.Append("model,backend,device,format,test,rate_mean,rate_sd,weight_gb_per_s\n");
+                text.Append("model,backend,device,format,test,rate_mean,rate_sd,weight_bytes,weight_gb_per_s\n");
                 foreach (var m in rows)
-                    text.Append(inv, $"{subject},{backend},\"{device}\",{m.Format},{m.Test},{m.Mean:F3},{m.StandardDeviation:F3},{m.GigabytesPerSecond:F3}\n");
+                    text.Append(inv, $"{subject},{backend},\"{device}\",{m.Format},{m.Test},{m.Mean:F3},{m.StandardDeviation:F3},{m.BytesPerUnit},{m.GigabytesPerSecond:F3}\n");
                 break;
             default:
                 string unit = subject == "random" ? "mat-vec/s" : "t/s";
-                text.Append($"| model | backend | device | format | test | {unit} | weight GB/s |\n");
-                text.Append("| --- | --- | --- | --- | --- | ---: | ---: |\n");
+                text.Append($"| model | backend | device | format | test | {unit} | weight MB read | weight GB/s |\n");
+                text.Append("| --- | --- | --- | --- | --- | ---: | ---: | ---: |\n");
                 foreach (var m in rows)
-                    text.Append(inv, $"| {subject} | {backend} | {device} | {m.Format} | {m.Test} | {m.Mean:F2} ± {m.StandardDeviation:F2} | {m.GigabytesPerSecond:F2} |\n");
+                    text.Append(inv, $"| {subject} | {backend} | {device} | {m.Format} | {m.Test} | {m.Mean:F2} ± {m.StandardDeviation:F2} | {m.BytesPerUnit / 1e6:F2} | {m.GigabytesPerSecond:F2} |\n");
                 break;
         }
         return text.ToString();

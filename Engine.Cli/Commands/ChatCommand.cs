@@ -13,7 +13,7 @@ namespace Engine.Cli.Commands;
 /// </summary>
 public static class ChatCommand
 {
-    private const string Help = "commands: /reset forgets the conversation, /help shows this, /exit quits (so does end of input); Ctrl+C stops a reply";
+    private const string Help = "commands: /reset forgets the conversation, /bits N reads N mantissa bits of SEFP weights (2..7, 0 = all), /help shows this, /exit quits (so does end of input); Ctrl+C stops a reply";
 
     public static Command Create()
     {
@@ -72,6 +72,11 @@ public static class ChatCommand
                     Console.Out.WriteLine("(conversation cleared)");
                     continue;
                 }
+                if (line == "/bits" || line.StartsWith("/bits ", StringComparison.Ordinal))
+                {
+                    Console.Out.WriteLine(SetPrecision(model, line["/bits".Length..].Trim()));
+                    continue;
+                }
                 if (line.StartsWith('/'))
                 {
                     Console.Out.WriteLine($"unknown command {line.Split(' ')[0]}; {Help}");
@@ -105,4 +110,27 @@ public static class ChatCommand
         });
         return command;
     }
+
+    /// <summary>
+    /// Switches the mantissa bits read from SEFP weights between replies, without reloading: the weights stay on the
+    /// device and the shaders read fewer (or more) bit-planes from the next token on.
+    /// </summary>
+    private static string SetPrecision(ILanguageModel model, string argument)
+    {
+        if (!int.TryParse(argument, out int bits))
+            return $"/bits takes a number of mantissa bits (2..7, 0 = all stored); now {Describe(model)}";
+        try
+        {
+            model.Backend.RuntimePrecision = bits;
+        }
+        catch (ArgumentException e)
+        {
+            return e.Message;
+        }
+        return $"sefp precision: {Describe(model)}";
+    }
+
+    private static string Describe(ILanguageModel model) =>
+        (model.Backend.RuntimePrecision == 0 ? "all stored mantissa bits" : $"{model.Backend.RuntimePrecision} mantissa bits")
+        + $", {model.WeightBytesPerToken / 1e6:F2} MB of weights read per token";
 }

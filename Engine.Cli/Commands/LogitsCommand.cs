@@ -18,10 +18,11 @@ public static class LogitsCommand
         var greedy = new Option<int>("--greedy") { Description = "Also generate N greedy tokens (end-of-sequence ids masked)", DefaultValueFactory = _ => 0 };
         var backend = CommonOptions.Backend();
         var device = CommonOptions.Device();
+        var sefpBits = CommonOptions.SefpBits();
         var context = CommonOptions.Context();
         var command = new Command("logits", "Write the logits of every prompt position (and greedy tokens) as JSON")
         {
-            model, input, output, greedy, backend, device, context,
+            model, input, output, greedy, backend, device, context, sefpBits,
         };
         command.SetAction(parse =>
         {
@@ -33,6 +34,7 @@ public static class LogitsCommand
                 Backend = parse.GetValue(backend),
                 DeviceIndex = parse.GetValue(device),
                 MaxContext = parse.GetValue(context),
+                SefpBits = parse.GetValue(sefpBits),
             });
             int vocab = loaded.Config.VocabSize;
             if (ids.Length + greedyCount > loaded.MaxContext)

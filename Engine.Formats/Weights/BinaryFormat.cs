@@ -62,7 +62,7 @@ public sealed class BinaryFormat : WeightFormat
     public override string ShaderTag(FormatParameters parameters) => Name;
 
     /// <summary>param[0]: log2 of the group size; param[1]: the plane count.</summary>
-    public override void ShaderParameters(FormatParameters parameters, Span<uint> destination)
+    public override void ShaderParameters(FormatParameters parameters, int precision, Span<uint> destination)
     {
         destination[0] = (uint)BitOperations.Log2((uint)parameters.GroupSize);
         destination[1] = (uint)parameters.Planes;

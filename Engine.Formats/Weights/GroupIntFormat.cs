@@ -74,7 +74,7 @@ public sealed class GroupIntFormat : WeightFormat
     public override string ShaderTag(FormatParameters parameters) => Name;
 
     /// <summary>param[0]: log2 of the group size (the shader finds a column's group with a shift).</summary>
-    public override void ShaderParameters(FormatParameters parameters, Span<uint> destination) =>
+    public override void ShaderParameters(FormatParameters parameters, int precision, Span<uint> destination) =>
         destination[0] = (uint)BitOperations.Log2((uint)parameters.GroupSize);
 
     public override void Decode(TensorInfo info, ReadOnlySpan<byte> data, Span<float> destination, ITensorSource? shared)

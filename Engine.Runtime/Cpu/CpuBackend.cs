@@ -17,9 +17,13 @@ public sealed class CpuBackend : IBackend
     {
         var (rows, columns) = MatrixShape.Of(info);
         MatrixShape.CheckSize(info, data);
-        var values = new float[(long)rows * columns];
-        info.Format.Decode(info, data, values, shared);
-        return new CpuWeightMatrix(values, info);
+        return new CpuWeightMatrix(info, data, shared, () => RuntimePrecision);
+    }
+
+    public int RuntimePrecision
+    {
+        get;
+        set => field = RuntimePrecisionRule.Check(value);
     }
 
     public ITensor UploadVector(ReadOnlySpan<float> values) => new CpuTensor(values.ToArray());

@@ -64,6 +64,12 @@ public sealed unsafe class VulkanBackend : IBackend
     /// <summary>Descriptor sets created so far: stays flat from the second step on.</summary>
     public int DescriptorSetCount => _descriptors.Count;
 
+    public int RuntimePrecision
+    {
+        get;
+        set => field = RuntimePrecisionRule.Check(value);
+    }
+
     public IWeightMatrix UploadMatrix(TensorInfo info, ReadOnlySpan<byte> data, ITensorSource? shared = null)
     {
         MatrixShape.Of(info);
@@ -94,7 +100,7 @@ public sealed unsafe class VulkanBackend : IBackend
                 UploadStreamRows(data, layout, s, (int)first, chunkRows, buffer, (long)offsets[s] * 4);
             chunks.Add(new VulkanWeightMatrix.Chunk(buffer, (int)first, chunkRows, offsets));
         }
-        return new VulkanWeightMatrix(info, layout, chunks);
+        return new VulkanWeightMatrix(info, layout, chunks, () => RuntimePrecision);
     }
 
     /// <summary>Copies rows [first, first + count) of one stream into a device buffer, each row zero-padded to its device size.</summary>

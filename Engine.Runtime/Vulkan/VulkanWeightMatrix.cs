@@ -7,7 +7,7 @@ namespace Engine.Runtime.Vulkan;
 /// format's streams for its rows (<see cref="MatrixLayout"/>). Split into row chunks when it is larger than one
 /// storage-buffer binding may cover.
 /// </summary>
-internal sealed class VulkanWeightMatrix(TensorInfo info, MatrixLayout layout, IReadOnlyList<VulkanWeightMatrix.Chunk> chunks) : IWeightMatrix
+internal sealed class VulkanWeightMatrix(TensorInfo info, MatrixLayout layout, IReadOnlyList<VulkanWeightMatrix.Chunk> chunks, Func<int> requestedPrecision) : IWeightMatrix
 {
     /// <summary>Rows [FirstRow, FirstRow + Rows) with stream s starting at word StreamOffsets[s] of Buffer.</summary>
     public sealed record Chunk(GpuBuffer Buffer, int FirstRow, int Rows, uint[] StreamOffsets);
@@ -20,5 +20,8 @@ internal sealed class VulkanWeightMatrix(TensorInfo info, MatrixLayout layout, I
     public FormatParameters Parameters => Info.Parameters;
     public IReadOnlyList<Chunk> Chunks { get; } = chunks;
 
-    public long ByteSize => Info.Format.BytesRead(Layout, Parameters);
+    /// <summary>The precision the shaders read this matrix at now (the backend's run-time precision, clamped by the format).</summary>
+    public int Precision => Info.Format.EffectivePrecision(Parameters, requestedPrecision());
+
+    public long ByteSize => Info.Format.BytesRead(Layout, Parameters, Precision);
 }

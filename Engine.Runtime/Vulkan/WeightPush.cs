@@ -33,7 +33,7 @@ internal unsafe struct WeightPush
             Tokens = (uint)tokens,
             OutStride = (uint)outStride,
         };
-        matrix.Info.Format.ShaderParameters(matrix.Parameters, new Span<uint>(push.Param, 4));
+        matrix.Info.Format.ShaderParameters(matrix.Parameters, matrix.Precision, new Span<uint>(push.Param, 4));
         for (int s = 0; s < chunk.StreamOffsets.Length; s++)
         {
             push.StreamOffset[s] = chunk.StreamOffsets[s];

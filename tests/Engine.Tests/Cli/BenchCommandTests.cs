@@ -12,10 +12,10 @@ public sealed class BenchCommandTests
         var result = EngineProcess.Run("bench", "--matvec", "67x200", "--iterations", "2", "-r", "2", "--output", "csv");
         Assert.True(result.ExitCode == 0, result.Error);
         var lines = result.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Assert.Equal("model,backend,device,format,test,rate_mean,rate_sd,weight_gb_per_s", lines[0]);
+        Assert.Equal("model,backend,device,format,test,rate_mean,rate_sd,weight_bytes,weight_gb_per_s", lines[0]);
         var rows = lines.Skip(1).Select(l => l.Split(',')).ToList();
-        Assert.Equal("copy 64 MiB", rows[0][^4]);  // counted from the end: the quoted device name holds commas
-        var formats = rows.Skip(1).Select(r => r[^5]).ToList();
+        Assert.Equal("copy 64 MiB", rows[0][^5]);  // counted from the end: the quoted device name holds commas
+        var formats = rows.Skip(1).Select(r => r[^6]).ToList();
         foreach (var format in WeightTypes.All.Where(f => f.Type != WeightType.LowRank))
             Assert.Contains(format.Name, formats);
         Assert.All(rows, r => Assert.True(double.Parse(r[^1], CultureInfo.InvariantCulture) > 0, string.Join(",", r)));
