@@ -16,6 +16,7 @@ public static class WeightTypes
         GroupIntFormat.Q2,
         SefpFormat.Instance,
         BinaryFormat.Instance,
+        PcdvqFormat.Instance,
     ];
 
     // Indexed by id; ids without a format (retired or not built) stay null.

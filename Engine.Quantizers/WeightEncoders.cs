@@ -17,6 +17,7 @@ public static class WeightEncoders
         new GroupIntEncoder(GroupIntFormat.Q2),
         new SefpEncoder(),
         new BinaryEncoder(),
+        new PcdvqEncoder(),
     ];
 
     public static IWeightEncoder Get(WeightType type) =>
