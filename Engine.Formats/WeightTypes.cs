@@ -15,6 +15,7 @@ public static class WeightTypes
         GroupIntFormat.Q3,
         GroupIntFormat.Q2,
         BinaryFormat.Instance,
+        LowRankFormat.Instance,
     ];
 
     // Indexed by id; ids without a format (retired or not built) stay null.
