@@ -16,6 +16,7 @@ public static class WeightEncoders
         new GroupIntEncoder(GroupIntFormat.Q3),
         new GroupIntEncoder(GroupIntFormat.Q2),
         new BinaryEncoder(),
+        new LowRankEncoder(),
     ];
 
     public static IWeightEncoder Get(WeightType type) =>
