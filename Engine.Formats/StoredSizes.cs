@@ -7,7 +7,7 @@ public sealed record TensorSize(TensorInfo Info, long Bytes)
 }
 
 /// <summary>
-/// Bits per weight measured from the bytes a file stores. A tensor that others reference (<see cref="FormatParameters.Reference"/>:
+/// Bits per weight measured from the bytes a file stores. A tensor that others reference (<see cref="TensorInfo.References"/>:
 /// a codebook, a low-rank factor) is a companion, not a weight: its bytes count toward the one weight tensor that
 /// reaches it, or, when several share it, only toward the total.
 /// </summary>
@@ -22,7 +22,7 @@ public sealed record StoredSizes(IReadOnlyList<TensorSize> Weights, IReadOnlyLis
         ArgumentNullException.ThrowIfNull(tensors);
         ArgumentNullException.ThrowIfNull(storedBytes);
         var byName = tensors.ToDictionary(t => t.Name, StringComparer.Ordinal);
-        var referenced = tensors.Select(t => t.Parameters.Reference).OfType<string>().ToHashSet(StringComparer.Ordinal);
+        var referenced = tensors.SelectMany(t => t.References).ToHashSet(StringComparer.Ordinal);
         var weights = tensors.Where(t => !referenced.Contains(t.Name)).ToList();
 
         // Which weight tensors reach each companion, following chains of references.
@@ -30,11 +30,13 @@ public sealed record StoredSizes(IReadOnlyList<TensorSize> Weights, IReadOnlyLis
         foreach (var weight in weights)
         {
             var seen = new HashSet<string>(StringComparer.Ordinal);
-            for (string? name = weight.Parameters.Reference; name is not null && seen.Add(name) && byName.TryGetValue(name, out var companion);
-                 name = companion.Parameters.Reference)
+            var pending = new Stack<string>(weight.References);
+            while (pending.TryPop(out string? name))
             {
+                if (!seen.Add(name) || !byName.TryGetValue(name, out var companion)) continue;
                 if (!owners.TryGetValue(name, out var list)) owners[name] = list = [];
                 list.Add(weight);
+                foreach (string next in companion.References) pending.Push(next);
             }
         }
 

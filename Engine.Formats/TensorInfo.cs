@@ -18,6 +18,9 @@ public sealed record TensorInfo(string Name, long[] Shape, WeightType Type, Form
 
     public WeightFormat Format => WeightTypes.Get(Type);
 
+    /// <summary>The tensors this one needs besides its own bytes (<see cref="WeightFormat.References"/>).</summary>
+    public IReadOnlyList<string> References => Format.References(this);
+
     /// <summary>How the tensor's bytes are laid out (throws for invalid parameters).</summary>
     public MatrixLayout Layout => Format.Layout(Rows, Columns, Parameters);
 }

@@ -40,6 +40,23 @@ public abstract class WeightFormat
     /// </summary>
     public abstract void Decode(TensorInfo info, ReadOnlySpan<byte> data, Span<float> destination, ITensorSource? shared);
 
+    /// <summary>
+    /// The tensors a tensor of this format needs besides its own bytes, by name (a codebook, low-rank factors): its
+    /// companions, written and counted with it and never quantized on their own. By default the one
+    /// <see cref="FormatParameters.Reference"/>.
+    /// </summary>
+    public virtual IReadOnlyList<string> References(TensorInfo info) =>
+        info.Parameters.Reference is { } name ? [name] : [];
+
+    /// <summary>
+    /// Checks a tensor against the tensors it references (their shapes, say) when a file is opened, so that a hostile
+    /// file fails before anything is allocated for it. <paramref name="find"/> looks a tensor of the file up by name
+    /// (null when absent); <paramref name="where"/> starts the message of the <see cref="InvalidDataException"/>.
+    /// </summary>
+    public virtual void CheckReferences(TensorInfo info, Func<string, TensorInfo?> find, string where)
+    {
+    }
+
     /// <summary>Suffix of the shader variants that decode this format in place: matvec_TAG, matmul_TAG, embedding_TAG.</summary>
     public abstract string ShaderTag(FormatParameters parameters);
 

@@ -17,6 +17,7 @@ public static class WeightTypes
         SefpFormat.Instance,
         BinaryFormat.Instance,
         PcdvqFormat.Instance,
+        LowRankFormat.Instance,
     ];
 
     // Indexed by id; ids without a format (retired or not built) stay null.

@@ -6,7 +6,7 @@ namespace Engine.Quantizers;
 public sealed record StoredBytes(TensorInfo Info, byte[] Data);
 
 /// <summary>
-/// An encoded tensor and the tensors it references (<see cref="FormatParameters.Reference"/>): a codebook shared by
+/// An encoded tensor and the tensors it references (<see cref="TensorInfo.References"/>): a codebook shared by
 /// every tensor of the format (written once), or factors of its own.
 /// </summary>
 public sealed record EncodedTensor(StoredBytes Tensor, IReadOnlyList<StoredBytes> Companions)

@@ -80,7 +80,7 @@ public static class ModelQuantizer
         ArgumentNullException.ThrowIfNull(source);
         ArgumentNullException.ThrowIfNull(request);
         var tensors = source.Tensors;
-        var companions = tensors.Tensors.Select(t => t.Parameters.Reference).OfType<string>().ToHashSet(StringComparer.Ordinal);
+        var companions = tensors.Tensors.SelectMany(t => t.References).ToHashSet(StringComparer.Ordinal);
         var weights = tensors.Tensors.Where(t => !companions.Contains(t.Name)).ToList();
         foreach (var entry in request.Overrides)
         {
@@ -174,11 +174,13 @@ public static class ModelQuantizer
     /// <summary>Copies a tensor's stored bytes and those of every tensor it references.</summary>
     private static void CopyWithReferences(ITensorSource tensors, string name, EpackWriter writer)
     {
-        for (string? current = name; current is not null && !writer.Contains(current);)
+        var pending = new Stack<string>([name]);
+        while (pending.TryPop(out string? current))
         {
+            if (writer.Contains(current)) continue;
             var info = tensors.Require(current);
             writer.Add(info, tensors.ReadBytes(current));
-            current = info.Parameters.Reference;
+            foreach (string reference in info.References) pending.Push(reference);
         }
     }
 

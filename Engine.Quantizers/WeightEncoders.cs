@@ -18,6 +18,7 @@ public static class WeightEncoders
         new SefpEncoder(),
         new BinaryEncoder(),
         new PcdvqEncoder(),
+        new LowRankEncoder(),
     ];
 
     public static IWeightEncoder Get(WeightType type) =>

@@ -171,17 +171,31 @@ public sealed class EpackFile : TensorFile
     private static void CheckReferences(string path, List<EpackTensorEntry> entries)
     {
         var byName = entries.ToDictionary(e => e.Info.Name, StringComparer.Ordinal);
-        foreach (var entry in entries)
+        // Depth first without recursion (a hostile chain may be long): false while a tensor is on the current path.
+        var checkedNames = new Dictionary<string, bool>(StringComparer.Ordinal);
+        var stack = new Stack<(EpackTensorEntry Entry, int Next)>();
+        foreach (var root in entries)
         {
-            var seen = new HashSet<string>(StringComparer.Ordinal) { entry.Info.Name };
-            for (var current = entry; current.Info.Parameters.Reference is { } reference;)
+            if (!checkedNames.TryAdd(root.Info.Name, false)) continue;
+            stack.Push((root, 0));
+            while (stack.TryPop(out var top))
             {
+                var references = top.Entry.Info.References;
+                if (top.Next == references.Count)
+                {
+                    checkedNames[top.Entry.Info.Name] = true;
+                    continue;
+                }
+                stack.Push((top.Entry, top.Next + 1));
+                string reference = references[top.Next];
                 if (!byName.TryGetValue(reference, out var next))
-                    throw new InvalidDataException($"{path}: tensor '{current.Info.Name}' references '{reference}', which the file does not hold");
-                if (!seen.Add(reference))
-                    throw new InvalidDataException($"{path}: tensor '{entry.Info.Name}' has a reference cycle through '{reference}'");
-                current = next;
+                    throw new InvalidDataException($"{path}: tensor '{top.Entry.Info.Name}' references '{reference}', which the file does not hold");
+                if (checkedNames.TryAdd(reference, false)) stack.Push((next, 0));
+                else if (!checkedNames[reference])
+                    throw new InvalidDataException($"{path}: tensor '{top.Entry.Info.Name}' has a reference cycle through '{reference}'");
             }
         }
+        foreach (var entry in entries)
+            entry.Info.Format.CheckReferences(entry.Info, name => byName.TryGetValue(name, out var found) ? found.Info : null, path);
     }
 }

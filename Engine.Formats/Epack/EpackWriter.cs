@@ -93,8 +93,11 @@ public sealed class EpackWriter : IDisposable
         ObjectDisposedException.ThrowIf(_completed, this);
         foreach (var entry in _entries)
         {
-            if (entry.Info.Parameters.Reference is { } reference && !_byName.ContainsKey(reference))
-                throw new InvalidOperationException($"tensor '{entry.Info.Name}' references '{reference}', which was not written");
+            foreach (string reference in entry.Info.References)
+            {
+                if (!_byName.ContainsKey(reference))
+                    throw new InvalidOperationException($"tensor '{entry.Info.Name}' references '{reference}', which was not written");
+            }
         }
         byte[] metadataBytes = EpackJson.WriteMetadata(metadata);
         byte[] directoryBytes = EpackJson.WriteDirectory(_entries);

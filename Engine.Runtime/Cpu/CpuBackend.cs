@@ -9,12 +9,15 @@ namespace Engine.Runtime.Cpu;
 /// </summary>
 public sealed class CpuBackend : IBackend
 {
+    private readonly LowRankUploader _lowRank = new();
+
     public string Name => "cpu";
 
     public string DeviceName => $"CPU reference ({Environment.ProcessorCount} threads)";
 
     public IWeightMatrix UploadMatrix(TensorInfo info, ReadOnlySpan<byte> data, ITensorSource? shared = null)
     {
+        if (info.Type == WeightType.LowRank) return _lowRank.Upload(this, info, data, shared);
         var (rows, columns) = MatrixShape.Of(info);
         MatrixShape.CheckSize(info, data);
         return new CpuWeightMatrix(info, data, shared, () => RuntimePrecision);
@@ -32,6 +35,7 @@ public sealed class CpuBackend : IBackend
 
     public void Embedding(IWeightMatrix table, ReadOnlySpan<int> tokens, ITensor output)
     {
+        if (table is LowRankMatrix lowRank) throw lowRank.EmbeddingNotSupported();
         var matrix = (CpuWeightMatrix)table;
         var o = Data(output);
         for (int t = 0; t < tokens.Length; t++)
@@ -45,6 +49,11 @@ public sealed class CpuBackend : IBackend
 
     public void Linear(IWeightMatrix weight, ITensor? bias, ITensor x, ITensor y, int tokens)
     {
+        if (weight is LowRankMatrix lowRank)
+        {
+            lowRank.Linear(this, bias, x, y, tokens);
+            return;
+        }
         var w = (CpuWeightMatrix)weight;
         var input = Data(x);
         var output = Data(y);

@@ -27,6 +27,7 @@ public sealed unsafe class VulkanBackend : IBackend
     private readonly GpuBuffer _empty;
     private readonly ulong _alignment;
     private readonly uint _reduceWorkgroup;
+    private readonly LowRankUploader _lowRank = new();
     private GpuBuffer? _readback;
     private GpuBuffer? _arenaBlock;
     private ulong _arenaUsed;
@@ -72,6 +73,7 @@ public sealed unsafe class VulkanBackend : IBackend
 
     public IWeightMatrix UploadMatrix(TensorInfo info, ReadOnlySpan<byte> data, ITensorSource? shared = null)
     {
+        if (info.Type == WeightType.LowRank) return _lowRank.Upload(this, info, data, shared);
         MatrixShape.Of(info);
         MatrixShape.CheckSize(info, data);
         var layout = info.Layout;
@@ -162,6 +164,7 @@ public sealed unsafe class VulkanBackend : IBackend
 
     public void Embedding(IWeightMatrix table, ReadOnlySpan<int> tokens, ITensor output)
     {
+        if (table is LowRankMatrix lowRank) throw lowRank.EmbeddingNotSupported();
         var matrix = (VulkanWeightMatrix)table;
         var o = Tensor(output);
         if (tokens.Length == 0) return;
@@ -187,6 +190,11 @@ public sealed unsafe class VulkanBackend : IBackend
 
     public void Linear(IWeightMatrix weight, ITensor? bias, ITensor x, ITensor y, int tokens)
     {
+        if (weight is LowRankMatrix lowRank)
+        {
+            lowRank.Linear(this, bias, x, y, tokens);
+            return;
+        }
         var w = (VulkanWeightMatrix)weight;
         var input = Tensor(x);
         var output = Tensor(y);

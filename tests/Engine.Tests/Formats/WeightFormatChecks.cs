@@ -37,9 +37,14 @@ public static class WeightFormatChecks
     }
 
     /// <summary>y = W x (+ bias) for <paramref name="tokens"/> tokens on Vulkan against the CPU reference, with and without bias.</summary>
-    public static void LinearMatchesReference(BackendPair backends, WeightType type, FormatParameters parameters, int tokens, int rows, int columns)
+    public static void LinearMatchesReference(BackendPair backends, WeightType type, FormatParameters parameters, int tokens, int rows, int columns) =>
+        LinearMatchesReference(backends, Encode(type, parameters, rows, columns), tokens);
+
+    /// <summary>y = W x (+ bias) for <paramref name="tokens"/> tokens on Vulkan against the CPU reference, for a tensor encoded by the caller.</summary>
+    public static void LinearMatchesReference(BackendPair backends, EncodedTensor encoded, int tokens)
     {
-        var encoded = Encode(type, parameters, rows, columns);
+        var parameters = encoded.Info.Parameters;
+        int rows = (int)encoded.Info.Rows, columns = (int)encoded.Info.Columns;
         using var shared = new InMemoryTensors(encoded.Companions);
         float[] x = RandomValues(tokens * columns);
         float[] bias = RandomValues(rows);
