@@ -1,5 +1,8 @@
+using System.Numerics;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Engine.Formats;
+using Engine.Formats.Weights;
 
 namespace Engine.Runtime.Vulkan;
 
@@ -28,6 +31,9 @@ public sealed unsafe class VulkanBackend : IBackend
     private readonly ulong _alignment;
     private readonly uint _reduceWorkgroup;
     private readonly LowRankUploader _lowRank = new();
+    private readonly ConditionalWeakTable<ITensorSource, Dictionary<string, VulkanTensor>> _codebooks = new();
+    private VulkanTensor? _rotatedInput;
+    private VulkanTensor? _rotatedOutput;
     private GpuBuffer? _readback;
     private GpuBuffer? _arenaBlock;
     private ulong _arenaUsed;
@@ -102,7 +108,30 @@ public sealed unsafe class VulkanBackend : IBackend
                 UploadStreamRows(data, layout, s, (int)first, chunkRows, buffer, (long)offsets[s] * 4);
             chunks.Add(new VulkanWeightMatrix.Chunk(buffer, (int)first, chunkRows, offsets));
         }
-        return new VulkanWeightMatrix(info, layout, chunks, () => RuntimePrecision);
+        var matrix = new VulkanWeightMatrix(info, layout, chunks, () => RuntimePrecision);
+        return info.Type == WeightType.Pcdvq ? WithRotation(matrix, data, shared) : matrix;
+    }
+
+    /// <summary>PCDVQ: the codebook (uploaded once per source and name) and the sign vectors of the rotations.</summary>
+    private VulkanWeightMatrix WithRotation(VulkanWeightMatrix matrix, ReadOnlySpan<byte> data, ITensorSource? shared)
+    {
+        var info = matrix.Info;
+        string name = info.Parameters.Reference!;
+        PcdvqFormat.ReadCodebook(info.Parameters, shared);  // validates the codebook tensor
+        var codebooks = _codebooks.GetOrCreateValue(shared!);
+        if (!codebooks.TryGetValue(name, out var codebook))
+        {
+            codebook = (VulkanTensor)UploadVector(MemoryMarshal.Cast<byte, float>(shared!.ReadBytes(name)));
+            codebooks[name] = codebook;
+        }
+        var (inputSigns, outputSigns) = PcdvqFormat.Signs(info, data);
+        return new VulkanWeightMatrix(info, matrix.Layout, matrix.Chunks, () => RuntimePrecision)
+        {
+            Aux = codebook.Slice,
+            Rotated = new VulkanWeightMatrix.Rotation(
+                (VulkanTensor)UploadVector(inputSigns), Hadamard.BlockSize(inputSigns.Length),
+                (VulkanTensor)UploadVector(outputSigns), Hadamard.BlockSize(outputSigns.Length)),
+        };
     }
 
     /// <summary>Copies rows [first, first + count) of one stream into a device buffer, each row zero-padded to its device size.</summary>
@@ -166,6 +195,8 @@ public sealed unsafe class VulkanBackend : IBackend
     {
         if (table is LowRankMatrix lowRank) throw lowRank.EmbeddingNotSupported();
         var matrix = (VulkanWeightMatrix)table;
+        if (matrix.Rotated is not null)
+            throw new NotSupportedException($"tensor '{matrix.Info.Name}': a {matrix.Info.Format.Name} table mixes rows through its rotation, so it cannot be an embedding lookup on this backend; keep embeddings in another format");
         var o = Tensor(output);
         if (tokens.Length == 0) return;
         if (_tokensUsed + tokens.Length > MaxTokensPerStep)
@@ -183,7 +214,7 @@ public sealed unsafe class VulkanBackend : IBackend
         var kernel = WeightKernel("embedding_", matrix);
         foreach (var chunk in matrix.Chunks)
         {
-            var push = WeightPush.For(matrix, chunk, hasBias: false, tokens: tokens.Length, outStride: 0);
+            var push = WeightPush.For(matrix, chunk, hasBias: false, tokens: tokens.Length, outStride: 0, inputColumns: matrix.Columns);
             _recorder.Dispatch(kernel, [Whole(chunk.Buffer), tokenSlice, o.Slice, Whole(_empty), Whole(_empty)], EmbeddingAccess, push, (uint)tokens.Length);
         }
     }
@@ -196,15 +227,52 @@ public sealed unsafe class VulkanBackend : IBackend
             return;
         }
         var w = (VulkanWeightMatrix)weight;
-        var input = Tensor(x);
-        var output = Tensor(y);
-        var biasSlice = bias is null ? Whole(_empty) : Tensor(bias).Slice;
+        if (w.Rotated is { } rotation)
+        {
+            LinearRotated(w, rotation, bias, Tensor(x), Tensor(y), tokens);
+            return;
+        }
+        Product(w, bias is null ? null : Tensor(bias), Tensor(x), w.Columns, Tensor(y), tokens);
+    }
+
+    /// <summary>y = S_o·H·(W'·(H·S_i·x)) (+ bias): a Hadamard dispatch on each side of the product, all in the same command buffer.</summary>
+    private void LinearRotated(VulkanWeightMatrix w, VulkanWeightMatrix.Rotation rotation, ITensor? bias, VulkanTensor x, VulkanTensor y, int tokens)
+    {
+        int padded = (int)w.Layout.PaddedColumns;
+        var rotatedInput = Scratch(ref _rotatedInput, tokens * padded);
+        var rotatedOutput = Scratch(ref _rotatedOutput, tokens * w.Rows);
+        HadamardDispatch(x, rotatedInput, rotation.InputSigns, null, padded, w.Columns, rotation.InputBlock, outputSide: false, tokens);
+        Product(w, null, rotatedInput, padded, rotatedOutput, tokens);
+        HadamardDispatch(rotatedOutput, y, rotation.OutputSigns, bias is null ? null : Tensor(bias), w.Rows, w.Rows, rotation.OutputBlock, outputSide: true, tokens);
+    }
+
+    private void HadamardDispatch(VulkanTensor source, VulkanTensor destination, VulkanTensor signs, VulkanTensor? bias, int length, int sourceLength, int block, bool outputSide, int tokens)
+    {
+        var kernel = Kernel("hadamard", 4, (uint)sizeof(HadamardPush));
+        var push = new HadamardPush((uint)length, (uint)sourceLength, (uint)block, outputSide ? 1u : 0u, bias is null ? 0u : 1u);
+        _recorder.Dispatch(kernel, [source.Slice, destination.Slice, signs.Slice, bias?.Slice ?? Whole(_empty)],
+            [Access.Read, Access.Write, Access.Read, Access.Read], push, (uint)(length / block), (uint)tokens);
+    }
+
+    /// <summary>A scratch tensor of at least <paramref name="length"/> floats, grown to the next power of two when too small.</summary>
+    private VulkanTensor Scratch(ref VulkanTensor? scratch, int length)
+    {
+        if (scratch is null || scratch.Length < length)
+            scratch = (VulkanTensor)Allocate((int)Math.Min(int.MaxValue, BitOperations.RoundUpToPowerOf2((uint)length)));
+        return scratch;
+    }
+
+    /// <summary>The mat-vec (one token) or mat-mat product of the stored matrix, decoding its format in place.</summary>
+    private void Product(VulkanWeightMatrix w, VulkanTensor? bias, VulkanTensor input, int inputColumns, VulkanTensor output, int tokens)
+    {
+        var biasSlice = bias?.Slice ?? Whole(_empty);
+        var aux = w.Aux ?? Whole(_empty);
         var matVec = tokens == 1 ? WeightKernel("matvec_", w, _reduceWorkgroup, MatVecRows) : null;
         var matMul = tokens == 1 ? null : WeightKernel("matmul_", w);
         foreach (var chunk in w.Chunks)
         {
-            var push = WeightPush.For(w, chunk, bias is not null, tokens, w.Rows);
-            BufferSlice[] slices = [Whole(chunk.Buffer), input.Slice, output.Slice, biasSlice, Whole(_empty)];
+            var push = WeightPush.For(w, chunk, bias is not null, tokens, w.Rows, inputColumns);
+            BufferSlice[] slices = [Whole(chunk.Buffer), input.Slice, output.Slice, biasSlice, aux];
             if (matVec is not null)
             {
                 var (gx, gy) = Groups(((uint)chunk.Rows + MatVecRows - 1) / MatVecRows);
@@ -348,4 +416,5 @@ public sealed unsafe class VulkanBackend : IBackend
     private readonly record struct AttentionPush(uint Tokens, uint Pos0, uint Heads, uint KvHeads, uint HeadDim, float Scale);
     private readonly record struct ElementwisePush(uint Count, uint SrcOffset, uint DstOffset);
     private readonly record struct SoftmaxPush(uint Rows, uint Cols);
+    private readonly record struct HadamardPush(uint RowLength, uint SourceLength, uint Block, uint OutputSide, uint HasBias);
 }

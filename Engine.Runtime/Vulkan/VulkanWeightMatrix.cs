@@ -12,6 +12,17 @@ internal sealed class VulkanWeightMatrix(TensorInfo info, MatrixLayout layout, I
     /// <summary>Rows [FirstRow, FirstRow + Rows) with stream s starting at word StreamOffsets[s] of Buffer.</summary>
     public sealed record Chunk(GpuBuffer Buffer, int FirstRow, int Rows, uint[] StreamOffsets);
 
+    /// <summary>
+    /// The Hadamard rotations a format stores the matrix under (PCDVQ): y = S_o·H·(W'·(H·S_i·x)), with the sign
+    /// vectors on the device and the block sizes of the input (padded columns) and output (rows) transforms.
+    /// </summary>
+    public sealed record Rotation(VulkanTensor InputSigns, int InputBlock, VulkanTensor OutputSigns, int OutputBlock);
+
+    /// <summary>The format's table bound at binding 4 (the PCDVQ codebook), if it has one.</summary>
+    public BufferSlice? Aux { get; init; }
+
+    public Rotation? Rotated { get; init; }
+
     public TensorInfo Info { get; } = info;
     public MatrixLayout Layout { get; } = layout;
     public int Rows => (int)Layout.Rows;

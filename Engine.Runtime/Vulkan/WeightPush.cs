@@ -21,12 +21,13 @@ internal unsafe struct WeightPush
     public fixed uint StreamOffset[MaxStreams];
     public fixed uint StreamStride[MaxStreams];
 
-    public static WeightPush For(VulkanWeightMatrix matrix, VulkanWeightMatrix.Chunk chunk, bool hasBias, int tokens, int outStride)
+    /// <param name="inputColumns">Row length of the input: the matrix's columns, or its padded columns for a rotated input.</param>
+    public static WeightPush For(VulkanWeightMatrix matrix, VulkanWeightMatrix.Chunk chunk, bool hasBias, int tokens, int outStride, int inputColumns)
     {
         var push = new WeightPush
         {
             Rows = (uint)chunk.Rows,
-            Cols = (uint)matrix.Columns,
+            Cols = (uint)inputColumns,
             PaddedCols = (uint)((matrix.Layout.PaddedColumns + 7) / 8 * 8),
             RowOffset = (uint)chunk.FirstRow,
             HasBias = hasBias ? 1u : 0u,
