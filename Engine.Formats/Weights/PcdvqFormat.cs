@@ -81,8 +81,8 @@ public sealed class PcdvqFormat : WeightFormat
         return (input, output);
     }
 
-    /// <summary>The codebook tensor's values: directions [2^Bits][8] then the 4 magnitudes.</summary>
-    public static (float[] Directions, float[] Magnitudes) ReadCodebook(FormatParameters parameters, ITensorSource? shared)
+    /// <summary>The codebook tensor's values: directions [2^Bits][8], then the 4 magnitudes (at 2^Bits · 8).</summary>
+    public static float[] ReadCodebook(FormatParameters parameters, ITensorSource? shared)
     {
         string name = parameters.Reference!;
         if (shared is null || !shared.TryGet(name, out var info))
@@ -90,18 +90,18 @@ public sealed class PcdvqFormat : WeightFormat
         int count = 1 << parameters.Bits;
         if (info.Type != WeightType.F16 || info.Shape is not [var n, VectorLength] || n != count + 1)
             throw new InvalidDataException($"pcdvq: codebook tensor '{name}' is {info.ShapeText} {info.Format.Name}, expected [{count + 1}, 8] f16");
-        var values = shared.ReadFloat32(name);
-        return (values[..(count * VectorLength)], values[(count * VectorLength)..(count * VectorLength + MagnitudeCount)]);
+        return shared.ReadFloat32(name);
     }
 
     /// <summary>Decodes the rotated matrix W' [rows, padded columns] (codes × magnitudes × row scales).</summary>
-    public static float[] DecodeRotated(TensorInfo info, ReadOnlySpan<byte> data, float[] directions, float[] magnitudes)
+    public static float[] DecodeRotated(TensorInfo info, ReadOnlySpan<byte> data, float[] codebook)
     {
         var layout = info.Layout;
         int bits = info.Parameters.Bits;
         int padded = (int)layout.PaddedColumns;
         var rotated = new float[layout.Rows * padded];
         int directionMask = (1 << bits) - 1;
+        int magnitudes = (1 << bits) * VectorLength;
         for (long r = 0; r < layout.Rows; r++)
         {
             var codes = layout.Row(data, 0, r);
@@ -112,9 +112,9 @@ public sealed class PcdvqFormat : WeightFormat
                 int code = BinaryPrimitives.ReadUInt16LittleEndian(codes[(2 * v)..]);
                 int direction = code & directionMask;
                 int magnitude = bits == 14 ? code >> 14 : (magnitudeRow[v >> 2] >> (2 * (v & 3))) & 3;
-                float length = scale * magnitudes[magnitude];
+                float length = scale * codebook[magnitudes + magnitude];
                 for (int i = 0; i < VectorLength; i++)
-                    rotated[r * padded + v * VectorLength + i] = length * directions[direction * VectorLength + i];
+                    rotated[r * padded + v * VectorLength + i] = length * codebook[direction * VectorLength + i];
             }
         }
         return rotated;
@@ -122,9 +122,8 @@ public sealed class PcdvqFormat : WeightFormat
 
     public override void Decode(TensorInfo info, ReadOnlySpan<byte> data, Span<float> destination, ITensorSource? shared)
     {
-        var (directions, magnitudes) = ReadCodebook(info.Parameters, shared);
         var (inputSigns, outputSigns) = Signs(info, data);
-        float[] w = DecodeRotated(info, data, directions, magnitudes);
+        float[] w = DecodeRotated(info, data, ReadCodebook(info.Parameters, shared));
         int rows = (int)info.Rows, columns = (int)info.Columns, padded = inputSigns.Length;
         // W = S_o·H·W'·H·S_i: the column transform on every row, then the row transform on every column.
         var row = new double[padded];

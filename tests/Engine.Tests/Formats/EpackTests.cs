@@ -246,7 +246,7 @@ public sealed class EpackTests : IDisposable
         string good = _temp.File("fuzz-source.epack");
         EpackSample.Write(good, EpackSample.Metadata(EpackSample.SmallTokenizer()), EpackSample.Tensors(24, 77, seed: 4));
         byte[] original = File.ReadAllBytes(good);
-        Assert.InRange(original.Length, 10_000, 100_000);
+        Assert.InRange(original.Length, 10_000, 400_000);  // the PCDVQ codebook (256 KiB) is most of it
         using (var warm = EpackFile.Open(good)) EpackSample.ReadAndDecodeAll(warm);
 
         var random = new Random(20240607);
