@@ -14,7 +14,7 @@ public static class CommonOptions
 
     public static Option<string> Model(bool required = true) => new("--model", "-m")
     {
-        Description = "Model: a Hugging Face folder (config.json + safetensors) or a llama2.c .bin",
+        Description = "Model: a Hugging Face folder (config.json + safetensors), an .epack file or a llama2.c .bin",
         Required = required,
     };
 
