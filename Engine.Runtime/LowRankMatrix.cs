@@ -1,4 +1,3 @@
-using System.Numerics;
 using Engine.Formats;
 
 namespace Engine.Runtime;
@@ -57,11 +56,11 @@ public sealed class LowRankMatrix : IWeightMatrix
     {
         if (!ReferenceEquals(backend, Backend))
             throw new ArgumentException($"low-rank matrix '{Info.Name}' was uploaded to another backend");
-        var inner = Scratch(ref _inner, tokens, Rank);
+        var inner = ScratchTensor.Ensure(backend, ref _inner, (long)tokens * Rank);
         backend.Linear(V, null, x, inner, tokens);
         backend.Linear(U, bias, inner, y, tokens);
         if (Residual is null) return;
-        var residualOutput = Scratch(ref _residualOutput, tokens, Rows);
+        var residualOutput = ScratchTensor.Ensure(backend, ref _residualOutput, (long)tokens * Rows);
         backend.Linear(Residual, null, x, residualOutput, tokens);
         backend.Add(y, residualOutput, y, tokens * Rows);
     }
@@ -69,19 +68,4 @@ public sealed class LowRankMatrix : IWeightMatrix
     /// <summary>The error for an embedding lookup in a low-rank table: a row of U·V is not stored anywhere.</summary>
     internal NotSupportedException EmbeddingNotSupported() =>
         new($"tensor '{Info.Name}' is {Info.Format.Name}: an embedding table cannot be low-rank; store it in a plain or quantized format");
-
-    /// <summary>
-    /// A scratch tensor for <paramref name="tokens"/> rows of <paramref name="width"/>, allocated on first use and
-    /// grown to the next power of two of tokens, so a model's largest batch settles it after a few steps.
-    /// </summary>
-    private ITensor Scratch(ref ITensor? tensor, int tokens, int width)
-    {
-        if (tensor is null || tensor.Length < (long)tokens * width)
-        {
-            long capacity = (long)BitOperations.RoundUpToPowerOf2((uint)Math.Max(tokens, 1)) * width;
-            if (capacity > int.MaxValue) capacity = (long)tokens * width;
-            tensor = Backend.Allocate(checked((int)capacity));
-        }
-        return tensor;
-    }
 }

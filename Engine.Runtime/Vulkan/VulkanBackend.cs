@@ -1,4 +1,3 @@
-using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Engine.Formats;
@@ -32,8 +31,8 @@ public sealed unsafe class VulkanBackend : IBackend
     private readonly uint _reduceWorkgroup;
     private readonly LowRankUploader _lowRank = new();
     private readonly ConditionalWeakTable<ITensorSource, Dictionary<string, VulkanTensor>> _codebooks = new();
-    private VulkanTensor? _rotatedInput;
-    private VulkanTensor? _rotatedOutput;
+    private ITensor? _rotatedInput;
+    private ITensor? _rotatedOutput;
     private GpuBuffer? _readback;
     private GpuBuffer? _arenaBlock;
     private ulong _arenaUsed;
@@ -239,8 +238,8 @@ public sealed unsafe class VulkanBackend : IBackend
     private void LinearRotated(VulkanWeightMatrix w, VulkanWeightMatrix.Rotation rotation, ITensor? bias, VulkanTensor x, VulkanTensor y, int tokens)
     {
         int padded = (int)w.Layout.PaddedColumns;
-        var rotatedInput = Scratch(ref _rotatedInput, tokens * padded);
-        var rotatedOutput = Scratch(ref _rotatedOutput, tokens * w.Rows);
+        var rotatedInput = Tensor(ScratchTensor.Ensure(this, ref _rotatedInput, (long)tokens * padded));
+        var rotatedOutput = Tensor(ScratchTensor.Ensure(this, ref _rotatedOutput, (long)tokens * w.Rows));
         HadamardDispatch(x, rotatedInput, rotation.InputSigns, null, padded, w.Columns, rotation.InputBlock, outputSide: false, tokens);
         Product(w, null, rotatedInput, padded, rotatedOutput, tokens);
         HadamardDispatch(rotatedOutput, y, rotation.OutputSigns, bias is null ? null : Tensor(bias), w.Rows, w.Rows, rotation.OutputBlock, outputSide: true, tokens);
@@ -252,14 +251,6 @@ public sealed unsafe class VulkanBackend : IBackend
         var push = new HadamardPush((uint)length, (uint)sourceLength, (uint)block, outputSide ? 1u : 0u, bias is null ? 0u : 1u);
         _recorder.Dispatch(kernel, [source.Slice, destination.Slice, signs.Slice, bias?.Slice ?? Whole(_empty)],
             [Access.Read, Access.Write, Access.Read, Access.Read], push, (uint)(length / block), (uint)tokens);
-    }
-
-    /// <summary>A scratch tensor of at least <paramref name="length"/> floats, grown to the next power of two when too small.</summary>
-    private VulkanTensor Scratch(ref VulkanTensor? scratch, int length)
-    {
-        if (scratch is null || scratch.Length < length)
-            scratch = (VulkanTensor)Allocate((int)Math.Min(int.MaxValue, BitOperations.RoundUpToPowerOf2((uint)length)));
-        return scratch;
     }
 
     /// <summary>The mat-vec (one token) or mat-mat product of the stored matrix, decoding its format in place.</summary>
