@@ -36,8 +36,8 @@ public sealed class PcdvqEncoder : IWeightEncoder
         var inputSigns = Enumerable.Range(0, padded).Select(_ => random.Next(2) == 1).ToArray();
         var outputSigns = Enumerable.Range(0, rows).Select(_ => random.Next(2) == 1).ToArray();
         var tail = data.AsSpan((int)layout.TailOffset);
-        for (int c = 0; c < padded; c++) if (inputSigns[c]) tail[c >> 3] |= (byte)(1 << (c & 7));
-        for (int r = 0; r < rows; r++) if (outputSigns[r]) tail[padded / 8 + (r >> 3)] |= (byte)(1 << (r & 7));
+        for (int c = 0; c < padded; c++) BitField.Write(tail, c, 1, inputSigns[c] ? 1 : 0);
+        for (int r = 0; r < rows; r++) BitField.Write(tail[(padded / 8)..], r, 1, outputSigns[r] ? 1 : 0);
 
         // W' = H·S_o·W·S_i·H: signs and the row transform on each column, then signs and the column transform on each row.
         var w = new double[rows * padded];
@@ -82,7 +82,7 @@ public sealed class PcdvqEncoder : IWeightEncoder
             return;
         }
         BinaryPrimitives.WriteUInt16LittleEndian(data.AsSpan((int)codeOffset), (ushort)direction);
-        data[layout.StreamOffset(1) + row * layout.RowBytes[1] + (vector >> 2)] |= (byte)(magnitude << (2 * (vector & 3)));
+        BitField.Write(data.AsSpan((int)(layout.StreamOffset(1) + row * layout.RowBytes[1])), 2L * vector, 2, magnitude);
     }
 
     /// <summary>The codebook as stored (f16) and as searched: the directions transposed for whole-codebook cosines.</summary>

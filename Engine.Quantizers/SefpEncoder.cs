@@ -39,13 +39,10 @@ public sealed class SefpEncoder : IWeightEncoder
                 {
                     int c = g0 + i;
                     int q = (int)Math.Min(maxCode, Math.Round(Math.ScaleB(Math.Abs((double)members[i]), bits - 1 - exponent), MidpointRounding.ToEven));
-                    long bitOffset = r * layout.RowBytes[1] + (c >> 3);
-                    byte mask = (byte)(1 << (c & 7));
-                    if (members[i] < 0) data[stream[1] + bitOffset] |= mask;
+                    long planeRow = r * layout.RowBytes[1];
+                    if (members[i] < 0) BitField.Write(data.AsSpan((int)(stream[1] + planeRow)), c, 1, 1);
                     for (int k = 0; k < bits; k++)
-                    {
-                        if (((q >> (bits - 1 - k)) & 1) != 0) data[stream[2 + k] + bitOffset] |= mask;
-                    }
+                        BitField.Write(data.AsSpan((int)(stream[2 + k] + planeRow)), c, 1, q >> (bits - 1 - k));
                 }
             }
         }

@@ -1,9 +1,11 @@
+using Engine.Formats.Weights;
+
 namespace Engine.Runtime;
 
 internal static class RuntimePrecisionRule
 {
-    public const int Minimum = 2;
-    public const int Maximum = 7;
+    public const int Minimum = SefpFormat.MinBits;
+    public const int Maximum = SefpFormat.MaxBits;
 
     /// <summary>The value unchanged, or an error naming the allowed range.</summary>
     public static int Check(int bits) => bits == 0 || bits is >= Minimum and <= Maximum

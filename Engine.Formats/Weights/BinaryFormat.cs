@@ -99,11 +99,7 @@ public sealed class BinaryFormat : WeightFormat
         BinaryPrimitives.WriteHalfLittleEndian(scales[((group * planes + plane) * 2)..], scale);
 
     /// <summary>Whether column <paramref name="column"/> is +1 in a row of a sign stream.</summary>
-    public static bool ReadSign(ReadOnlySpan<byte> signs, int column) => (signs[column >> 3] >> (column & 7) & 1) != 0;
+    public static bool ReadSign(ReadOnlySpan<byte> signs, int column) => BitField.Read(signs, column, 1) != 0;
 
-    public static void WriteSign(Span<byte> signs, int column, bool positive)
-    {
-        int mask = 1 << (column & 7);
-        signs[column >> 3] = (byte)(positive ? signs[column >> 3] | mask : signs[column >> 3] & ~mask);
-    }
+    public static void WriteSign(Span<byte> signs, int column, bool positive) => BitField.Write(signs, column, 1, positive ? 1 : 0);
 }

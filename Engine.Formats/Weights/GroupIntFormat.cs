@@ -111,7 +111,7 @@ public sealed class GroupIntFormat : WeightFormat
     public int ReadCode(ReadOnlySpan<byte> codes, int column)
     {
         var (low, third) = CodeBits(column);
-        return Bits == 3 ? Field(codes, low, 2) | Field(codes, third, 1) << 2 : Field(codes, low, Bits);
+        return Bits == 3 ? BitField.Read(codes, low, 2) | BitField.Read(codes, third, 1) << 2 : BitField.Read(codes, low, Bits);
     }
 
     /// <summary>Stores <paramref name="code"/> (0 .. <see cref="MaxCode"/>) for column <paramref name="column"/> in a row of stream 1.</summary>
@@ -120,25 +120,14 @@ public sealed class GroupIntFormat : WeightFormat
         var (low, third) = CodeBits(column);
         if (Bits == 3)
         {
-            SetField(codes, low, 2, code & 3);
-            SetField(codes, third, 1, code >> 2);
+            BitField.Write(codes, low, 2, code & 3);
+            BitField.Write(codes, third, 1, code >> 2);
         }
         else
-            SetField(codes, low, Bits, code);
+            BitField.Write(codes, low, Bits, code);
     }
 
     /// <summary>Bit positions of a code in its row: the code (q3: its low two bits), and q3's third bit.</summary>
     private (long Low, long Third) CodeBits(int column) =>
         Bits == 3 ? (column / 32 * 96L + column % 32 * 2, column / 32 * 96L + 64 + column % 32) : ((long)column * Bits, -1);
-
-    // Fields never straddle a byte: widths 1, 2, 4, 8 at multiples of themselves.
-    private static int Field(ReadOnlySpan<byte> bytes, long bit, int width) =>
-        (bytes[(int)(bit >> 3)] >> (int)(bit & 7)) & ((1 << width) - 1);
-
-    private static void SetField(Span<byte> bytes, long bit, int width, int value)
-    {
-        int shift = (int)(bit & 7), mask = ((1 << width) - 1) << shift;
-        ref byte target = ref bytes[(int)(bit >> 3)];
-        target = (byte)((target & ~mask) | ((value << shift) & mask));
-    }
 }

@@ -75,9 +75,9 @@ public sealed class PcdvqFormat : WeightFormat
         var tail = layout.Tail(data);
         var input = new float[layout.PaddedColumns];
         var output = new float[layout.Rows];
-        for (int i = 0; i < input.Length; i++) input[i] = SefpFormat.Bit(tail, i) == 1 ? -1 : 1;
+        for (int i = 0; i < input.Length; i++) input[i] = BitField.Read(tail, i, 1) == 1 ? -1 : 1;
         var outputBits = tail[(int)(layout.PaddedColumns / 8)..];
-        for (int i = 0; i < output.Length; i++) output[i] = SefpFormat.Bit(outputBits, i) == 1 ? -1 : 1;
+        for (int i = 0; i < output.Length; i++) output[i] = BitField.Read(outputBits, i, 1) == 1 ? -1 : 1;
         return (input, output);
     }
 
@@ -111,7 +111,7 @@ public sealed class PcdvqFormat : WeightFormat
             {
                 int code = BinaryPrimitives.ReadUInt16LittleEndian(codes[(2 * v)..]);
                 int direction = code & directionMask;
-                int magnitude = bits == 14 ? code >> 14 : (magnitudeRow[v >> 2] >> (2 * (v & 3))) & 3;
+                int magnitude = bits == 14 ? code >> 14 : BitField.Read(magnitudeRow, 2L * v, 2);
                 float length = scale * codebook[magnitudes + magnitude];
                 for (int i = 0; i < VectorLength; i++)
                     rotated[r * padded + v * VectorLength + i] = length * codebook[direction * VectorLength + i];

@@ -100,13 +100,10 @@ public sealed class SefpFormat : WeightFormat
                 long byteInRow = r * planeBytes + (c >> 3);
                 for (int k = 0; k < m; k++) q = (q << 1) | ((data[(int)(planeStarts[k] + byteInRow)] >> (c & 7)) & 1);
                 double magnitude = Math.ScaleB(q + middle, exponent - ExponentBias + 1 - m);
-                output[c] = (float)(Bit(signs, c) == 1 ? -magnitude : magnitude);
+                output[c] = (float)(BitField.Read(signs, c, 1) == 1 ? -magnitude : magnitude);
             }
         }
     }
-
-    /// <summary>Bit <paramref name="index"/> of a plane row (bit i of byte i / 8).</summary>
-    public static int Bit(ReadOnlySpan<byte> plane, int index) => (plane[index >> 3] >> (index & 7)) & 1;
 
     private static int Precision(FormatParameters parameters, int precision) =>
         precision == 0 ? parameters.Bits : Math.Clamp(precision, MinBits, parameters.Bits);

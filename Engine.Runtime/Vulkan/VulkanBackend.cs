@@ -116,12 +116,11 @@ public sealed unsafe class VulkanBackend : IBackend
     {
         var info = matrix.Info;
         string name = info.Parameters.Reference!;
-        PcdvqFormat.ReadCodebook(info.Parameters, shared);  // validates the codebook tensor
-        var codebooks = _codebooks.GetOrCreateValue(shared!);
-        if (!codebooks.TryGetValue(name, out var codebook))
+        if (shared is null || !_codebooks.GetOrCreateValue(shared).TryGetValue(name, out var codebook))
         {
+            PcdvqFormat.ReadCodebook(info.Parameters, shared);  // validates it, with a clear error when it is missing: once per source
             codebook = (VulkanTensor)UploadVector(MemoryMarshal.Cast<byte, float>(shared!.ReadBytes(name)));
-            codebooks[name] = codebook;
+            _codebooks.GetOrCreateValue(shared).Add(name, codebook);
         }
         var (inputSigns, outputSigns) = PcdvqFormat.Signs(info, data);
         return new VulkanWeightMatrix(info, matrix.Layout, matrix.Chunks, () => RuntimePrecision)
