@@ -99,7 +99,8 @@ public static class WeightFormatChecks
     public static double MeasuredBitsPerWeight(EncodedTensor encoded, bool countCompanions = true) =>
         (encoded.Data.Length + (countCompanions ? encoded.Companions.Sum(c => (long)c.Data.Length) : 0)) * 8.0 / encoded.Info.ElementCount;
 
-    private static (float[] Cpu, float[] Vulkan) Both(BackendPair backends, Func<IBackend, ITensor> op, int outputLength)
+    /// <summary>Runs the same op on both backends over the same inputs and returns (reference, vulkan) outputs.</summary>
+    public static (float[] Cpu, float[] Vulkan) Both(BackendPair backends, Func<IBackend, ITensor> op, int outputLength)
     {
         var cpu = new float[outputLength];
         var gpu = new float[outputLength];

@@ -1,6 +1,7 @@
 using Engine.Formats;
 using Engine.Quantizers;
 using Engine.Runtime;
+using Engine.Tests.Formats;
 using Xunit;
 
 namespace Engine.Tests.Runtime;
@@ -8,38 +9,12 @@ namespace Engine.Tests.Runtime;
 /// <summary>Every shader against the CPU reference on fresh random inputs, at sizes that are not multiples of a workgroup.</summary>
 public sealed class OpParityTests(BackendPair backends) : IClassFixture<BackendPair>
 {
-    private readonly Random _random = new();
+    private static float[] RandomValues(int count, double scale = 1.0) => WeightFormatChecks.RandomValues(count, scale);
 
-    private float[] RandomValues(int count, double scale = 1.0)
-    {
-        var values = new float[count];
-        for (int i = 0; i < count; i++) values[i] = (float)((_random.NextDouble() * 2 - 1) * scale);
-        return values;
-    }
+    private (float[] Cpu, float[] Vulkan) Both(Func<IBackend, ITensor> op, int outputLength) => WeightFormatChecks.Both(backends, op, outputLength);
 
-    /// <summary>Runs the same op on both backends over the same inputs and returns (reference, vulkan) outputs.</summary>
-    private (float[] Cpu, float[] Vulkan) Both(Func<IBackend, ITensor> op, int outputLength)
-    {
-        var cpu = new float[outputLength];
-        var gpu = new float[outputLength];
-        backends.Cpu.Read(op(backends.Cpu), cpu);
-        backends.Vulkan.Read(op(backends.Vulkan), gpu);
-        return (cpu, gpu);
-    }
-
-    private static void AssertClose(float[] expected, float[] actual, double relativeTolerance, string what)
-    {
-        double scale = Math.Max(1.0, expected.Max(v => Math.Abs((double)v)));
-        int worst = 0;
-        double worstError = 0;
-        for (int i = 0; i < expected.Length; i++)
-        {
-            double error = Math.Abs((double)expected[i] - actual[i]);
-            if (double.IsNaN(error) || error > worstError) (worst, worstError) = (i, double.IsNaN(error) ? double.PositiveInfinity : error);
-        }
-        Assert.True(worstError <= relativeTolerance * scale,
-            $"{what}: element {worst} is {actual[worst]}, reference {expected[worst]} (error {worstError:G3}, allowed {relativeTolerance * scale:G3})");
-    }
+    private static void AssertClose(float[] expected, float[] actual, double relativeTolerance, string what) =>
+        WeightFormatChecks.AssertClose(expected, actual, relativeTolerance, what);
 
     public static TheoryData<WeightType, int, int, int> LinearCases() => new()
     {
