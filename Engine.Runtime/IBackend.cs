@@ -8,6 +8,34 @@ public interface ITensor
     int Length { get; }
 }
 
+/// <summary>Element-wise functions of <see cref="IBackend.Activate"/>.</summary>
+public enum Activation
+{
+    /// <summary>x · sigmoid(x).</summary>
+    Silu,
+    /// <summary>x · Φ(x), the exact (erf) form.</summary>
+    Gelu,
+    /// <summary>The tanh approximation of GELU.</summary>
+    GeluTanh,
+    /// <summary>x · sigmoid(1.702 x) (CLIP).</summary>
+    QuickGelu,
+    Sigmoid,
+    /// <summary>log(1 + eˣ), x itself above 20 as PyTorch does.</summary>
+    Softplus,
+    /// <summary>max(x, 0)² (RWKV channel mix).</summary>
+    ReluSquared,
+    Tanh,
+    Exp,
+}
+
+/// <summary>Element-wise binary operators of <see cref="IBackend.Binary"/>.</summary>
+public enum BinaryOp
+{
+    Add,
+    Sub,
+    Mul,
+}
+
 /// <summary>A weight matrix [Rows, Columns] kept in its storage format on a backend.</summary>
 public interface IWeightMatrix
 {
@@ -55,26 +83,54 @@ public interface IBackend : IDisposable
     /// <summary>y[t, r] = sum_c W[r, c] x[t, c] (+ bias[r]) for t below <paramref name="tokens"/>.</summary>
     void Linear(IWeightMatrix weight, ITensor? bias, ITensor x, ITensor y, int tokens);
 
-    /// <summary>Each of <paramref name="rows"/> rows of width <paramref name="dim"/>: y = x / rms(x) * weight (x and y may be the same).</summary>
+    /// <summary>
+    /// Each of <paramref name="rows"/> rows of width <paramref name="dim"/>: y = x / rms(x) * weight (x and y may be the
+    /// same). Element i of row r is scaled by weight[(r·dim + i) mod weight.Length], so a weight spanning several rows
+    /// serves a norm over groups of a wider vector.
+    /// </summary>
     void RmsNorm(ITensor x, ITensor weight, ITensor y, int rows, int dim, float eps);
+
+    /// <summary>
+    /// Each row of width <paramref name="dim"/>: y = (x - mean) / sqrt(var + eps) * weight + bias (x and y may be the
+    /// same), with weight and bias indexed as in <see cref="RmsNorm"/> (a weight spanning several rows makes a group norm).
+    /// </summary>
+    void LayerNorm(ITensor x, ITensor weight, ITensor? bias, ITensor y, int rows, int dim, float eps);
 
     /// <summary>Rotates x[tokens][heads][headDim] in place; token t is at position pos0 + t; the table comes from <see cref="RopeTable"/>.</summary>
     void Rope(ITensor x, ITensor table, int tokens, int heads, int headDim, int pos0, RopeLayout layout);
 
     /// <summary>
     /// Causal attention of q[tokens][heads][headDim] at positions pos0.. against keys/values[position][kvHeads][headDim]
-    /// (positions 0 .. pos0 + tokens - 1 already stored); output has q's layout.
+    /// (positions 0 .. pos0 + tokens - 1 already stored); output has q's layout. Not <paramref name="causal"/>: every
+    /// query sees every position 0 .. pos0 + tokens - 1 (vision encoders).
     /// </summary>
-    void Attention(ITensor q, ITensor keys, ITensor values, ITensor output, int tokens, int pos0, int heads, int kvHeads, int headDim, float scale);
+    void Attention(ITensor q, ITensor keys, ITensor values, ITensor output, int tokens, int pos0, int heads, int kvHeads, int headDim, float scale, bool causal = true);
 
     /// <summary>output[i] = silu(gate[i]) * up[i].</summary>
     void SwiGlu(ITensor gate, ITensor up, ITensor output, int count);
 
+    /// <summary>y[i] = f(x[i]) (y may be x).</summary>
+    void Activate(Activation function, ITensor x, ITensor y, int count);
+
+    /// <summary>output[i] = a[i] op b[i mod bLength] (output may be a or b): a shorter b is broadcast over rows.</summary>
+    void Binary(BinaryOp op, ITensor a, ITensor b, ITensor output, int count, int bLength);
+
     /// <summary>output[i] = a[i] + b[i] (output may be a).</summary>
-    void Add(ITensor a, ITensor b, ITensor output, int count);
+    void Add(ITensor a, ITensor b, ITensor output, int count) => Binary(BinaryOp.Add, a, b, output, count, count);
+
+    /// <summary>
+    /// A strided 2-D copy: destination[destinationOffset + r·destinationStride + i] = source[sourceOffset + r·sourceStride + i]
+    /// for r below <paramref name="rows"/> and i below <paramref name="width"/> (splitting fused projections, token shifts).
+    /// The regions must not overlap.
+    /// </summary>
+    void CopyRows(ITensor source, int sourceOffset, int sourceStride, ITensor destination, int destinationOffset, int destinationStride, int width, int rows);
 
     /// <summary>destination[destinationOffset + i] = source[sourceOffset + i].</summary>
-    void Copy(ITensor source, int sourceOffset, ITensor destination, int destinationOffset, int count);
+    void Copy(ITensor source, int sourceOffset, ITensor destination, int destinationOffset, int count) =>
+        CopyRows(source, sourceOffset, count, destination, destinationOffset, count, count, 1);
+
+    /// <summary>Writes host floats into a tensor at an offset, after every op recorded so far (a synchronisation point on a GPU).</summary>
+    void Write(ITensor destination, int offset, ReadOnlySpan<float> values);
 
     /// <summary>Softmax of each row, in place.</summary>
     void Softmax(ITensor x, int rows, int cols);

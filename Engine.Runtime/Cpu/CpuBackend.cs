@@ -80,7 +80,29 @@ public sealed class CpuBackend : IBackend
             var row = input.AsSpan(r * dim, dim);
             double scale = 1.0 / Math.Sqrt(Dot(row, row) / dim + eps);
             for (int i = 0; i < dim; i++)
-                output[r * dim + i] = (float)(row[i] * scale * w[i]);
+                output[r * dim + i] = (float)(row[i] * scale * w[(r * dim + i) % w.Length]);
+        }
+    }
+
+    public void LayerNorm(ITensor x, ITensor weight, ITensor? bias, ITensor y, int rows, int dim, float eps)
+    {
+        var input = Data(x);
+        var w = Data(weight);
+        var b = bias is null ? null : Data(bias);
+        var output = Data(y);
+        for (int r = 0; r < rows; r++)
+        {
+            var row = input.AsSpan(r * dim, dim);
+            double mean = 0, variance = 0;
+            foreach (float value in row) mean += value;
+            mean /= dim;
+            foreach (float value in row) variance += (value - mean) * (value - mean);
+            double scale = 1.0 / Math.Sqrt(variance / dim + eps);
+            for (int i = 0; i < dim; i++)
+            {
+                int k = (r * dim + i) % w.Length;
+                output[r * dim + i] = (float)((row[i] - mean) * scale * w[k] + (b?[k] ?? 0f));
+            }
         }
     }
 
@@ -108,7 +130,7 @@ public sealed class CpuBackend : IBackend
         }
     }
 
-    public void Attention(ITensor q, ITensor keys, ITensor values, ITensor output, int tokens, int pos0, int heads, int kvHeads, int headDim, float scale)
+    public void Attention(ITensor q, ITensor keys, ITensor values, ITensor output, int tokens, int pos0, int heads, int kvHeads, int headDim, float scale, bool causal = true)
     {
         var query = Data(q);
         var k = Data(keys);
@@ -119,7 +141,7 @@ public sealed class CpuBackend : IBackend
         Parallel.For(0, tokens * heads, index =>
         {
             int t = index / heads, h = index % heads;
-            int length = pos0 + t + 1;
+            int length = causal ? pos0 + t + 1 : pos0 + tokens;
             int kvOffset = h / group * headDim;
             var qRow = query.AsSpan((t * heads + h) * headDim, headDim);
             var scores = new double[length];
@@ -156,16 +178,40 @@ public sealed class CpuBackend : IBackend
         }
     }
 
-    public void Add(ITensor a, ITensor b, ITensor output, int count)
+    public void Activate(Activation function, ITensor x, ITensor y, int count)
+    {
+        var input = Data(x);
+        var output = Data(y);
+        for (int i = 0; i < count; i++) output[i] = (float)Activations.Apply(function, input[i]);
+    }
+
+    public void Binary(BinaryOp op, ITensor a, ITensor b, ITensor output, int count, int bLength)
     {
         var x = Data(a);
         var y = Data(b);
         var o = Data(output);
-        for (int i = 0; i < count; i++) o[i] = x[i] + y[i];
+        for (int i = 0; i < count; i++)
+        {
+            float left = x[i], right = y[i % bLength];
+            o[i] = op switch
+            {
+                BinaryOp.Add => left + right,
+                BinaryOp.Sub => left - right,
+                BinaryOp.Mul => left * right,
+                _ => throw new ArgumentOutOfRangeException(nameof(op), op, "unknown operator"),
+            };
+        }
     }
 
-    public void Copy(ITensor source, int sourceOffset, ITensor destination, int destinationOffset, int count) =>
-        Data(source).AsSpan(sourceOffset, count).CopyTo(Data(destination).AsSpan(destinationOffset, count));
+    public void CopyRows(ITensor source, int sourceOffset, int sourceStride, ITensor destination, int destinationOffset, int destinationStride, int width, int rows)
+    {
+        var from = Data(source);
+        var to = Data(destination);
+        for (int r = 0; r < rows; r++)
+            from.AsSpan(sourceOffset + r * sourceStride, width).CopyTo(to.AsSpan(destinationOffset + r * destinationStride, width));
+    }
+
+    public void Write(ITensor destination, int offset, ReadOnlySpan<float> values) => values.CopyTo(Data(destination).AsSpan(offset));
 
     public void Softmax(ITensor x, int rows, int cols)
     {

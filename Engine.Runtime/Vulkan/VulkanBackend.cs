@@ -158,16 +158,25 @@ public sealed unsafe class VulkanBackend : IBackend
 
     public ITensor UploadVector(ReadOnlySpan<float> values)
     {
-        var tensor = (VulkanTensor)Allocate(values.Length);
+        var tensor = Allocate(values.Length);
+        Write(tensor, 0, values);
+        return tensor;
+    }
+
+    public void Write(ITensor destination, int offset, ReadOnlySpan<float> values)
+    {
+        var tensor = Tensor(destination);
+        if (offset < 0 || offset + values.Length > tensor.Length)
+            throw new ArgumentException($"writing {values.Length} floats at {offset} into a tensor of {tensor.Length}");
+        // The staging buffer is reused chunk by chunk, so each copy is submitted (after the ops recorded before it).
         var bytes = MemoryMarshal.AsBytes(values);
         for (int done = 0; done < bytes.Length; done += (int)StagingBytes)
         {
             int count = Math.Min((int)StagingBytes, bytes.Length - done);
             bytes.Slice(done, count).CopyTo(new Span<byte>(_staging.Mapped, count));
-            _recorder.Copy(_staging, 0, tensor.Slice.Buffer, tensor.Slice.Offset + (ulong)done, (ulong)count);
-            _recorder.Submit();
+            _recorder.Copy(_staging, 0, tensor.Slice.Buffer, tensor.Slice.Offset + (ulong)offset * sizeof(float) + (ulong)done, (ulong)count);
+            Flush();
         }
-        return tensor;
     }
 
     public ITensor Allocate(int length)
@@ -275,12 +284,20 @@ public sealed unsafe class VulkanBackend : IBackend
         }
     }
 
-    public void RmsNorm(ITensor x, ITensor weight, ITensor y, int rows, int dim, float eps)
+    public void RmsNorm(ITensor x, ITensor weight, ITensor y, int rows, int dim, float eps) =>
+        Norm("rmsnorm", x, weight, null, y, rows, dim, eps);
+
+    public void LayerNorm(ITensor x, ITensor weight, ITensor? bias, ITensor y, int rows, int dim, float eps) =>
+        Norm("layernorm", x, weight, bias, y, rows, dim, eps);
+
+    private void Norm(string name, ITensor x, ITensor weight, ITensor? bias, ITensor y, int rows, int dim, float eps)
     {
-        var kernel = Kernel("rmsnorm", 3, (uint)sizeof(RmsNormPush), _reduceWorkgroup);
+        var kernel = Kernel(name, 4, (uint)sizeof(NormPush), _reduceWorkgroup);
         var (gx, gy) = Groups((uint)rows);
-        _recorder.Dispatch(kernel, [Tensor(x).Slice, Tensor(weight).Slice, Tensor(y).Slice], [Access.Read, Access.Read, Access.Write],
-            new RmsNormPush((uint)rows, (uint)dim, eps), gx, gy);
+        var w = Tensor(weight);
+        _recorder.Dispatch(kernel, [Tensor(x).Slice, w.Slice, Tensor(y).Slice, bias is null ? Whole(_empty) : Tensor(bias).Slice],
+            [Access.Read, Access.Read, Access.Write, Access.Read],
+            new NormPush((uint)rows, (uint)dim, eps, (uint)w.Length, bias is null ? 0u : 1u), gx, gy);
     }
 
     public void Rope(ITensor x, ITensor table, int tokens, int heads, int headDim, int pos0, RopeLayout layout)
@@ -291,24 +308,32 @@ public sealed unsafe class VulkanBackend : IBackend
         _recorder.Dispatch(kernel, [Tensor(x).Slice, Tensor(table).Slice], [Access.Write, Access.Read], push, (threads + 63) / 64);
     }
 
-    public void Attention(ITensor q, ITensor keys, ITensor values, ITensor output, int tokens, int pos0, int heads, int kvHeads, int headDim, float scale)
+    public void Attention(ITensor q, ITensor keys, ITensor values, ITensor output, int tokens, int pos0, int heads, int kvHeads, int headDim, float scale, bool causal = true)
     {
         if (headDim > 256) throw new NotSupportedException($"head dimension {headDim} is above the attention shader's 256");
         var kernel = Kernel("attention", 4, (uint)sizeof(AttentionPush));
-        var push = new AttentionPush((uint)tokens, (uint)pos0, (uint)heads, (uint)kvHeads, (uint)headDim, scale);
+        var push = new AttentionPush((uint)tokens, (uint)pos0, (uint)heads, (uint)kvHeads, (uint)headDim, scale, causal ? 1u : 0u);
         _recorder.Dispatch(kernel, [Tensor(q).Slice, Tensor(keys).Slice, Tensor(values).Slice, Tensor(output).Slice],
             [Access.Read, Access.Read, Access.Read, Access.Write], push, (uint)heads, (uint)tokens);
     }
 
     public void SwiGlu(ITensor gate, ITensor up, ITensor output, int count) =>
-        Elementwise("swiglu", Tensor(gate).Slice, Tensor(up).Slice, Tensor(output).Slice, new ElementwisePush((uint)count, 0, 0));
+        Elementwise("swiglu", Tensor(gate).Slice, Tensor(up).Slice, Tensor(output).Slice, new ElementwisePush { Count = (uint)count });
 
-    public void Add(ITensor a, ITensor b, ITensor output, int count) =>
-        Elementwise("add", Tensor(a).Slice, Tensor(b).Slice, Tensor(output).Slice, new ElementwisePush((uint)count, 0, 0));
+    public void Activate(Activation function, ITensor x, ITensor y, int count) =>
+        Elementwise("activate", Tensor(x).Slice, Whole(_empty), Tensor(y).Slice, new ElementwisePush { Count = (uint)count, Function = (uint)function });
 
-    public void Copy(ITensor source, int sourceOffset, ITensor destination, int destinationOffset, int count) =>
-        Elementwise("copy", Tensor(source).Slice, Whole(_empty), Tensor(destination).Slice,
-            new ElementwisePush((uint)count, (uint)sourceOffset, (uint)destinationOffset));
+    public void Binary(BinaryOp op, ITensor a, ITensor b, ITensor output, int count, int bLength) =>
+        Elementwise("binary", Tensor(a).Slice, Tensor(b).Slice, Tensor(output).Slice,
+            new ElementwisePush { Count = (uint)count, Function = (uint)op, BLength = (uint)bLength });
+
+    public void CopyRows(ITensor source, int sourceOffset, int sourceStride, ITensor destination, int destinationOffset, int destinationStride, int width, int rows) =>
+        Elementwise("copy", Tensor(source).Slice, Whole(_empty), Tensor(destination).Slice, new ElementwisePush
+        {
+            Count = (uint)(width * rows), Width = (uint)width,
+            SourceOffset = (uint)sourceOffset, SourceStride = (uint)sourceStride,
+            DestinationOffset = (uint)destinationOffset, DestinationStride = (uint)destinationStride,
+        });
 
     /// <summary>A transfer-queue copy of a whole tensor (vkCmdCopyBuffer): the device's copy bandwidth, for benchmarks.</summary>
     public void TransferCopy(ITensor source, ITensor destination)
@@ -370,6 +395,7 @@ public sealed unsafe class VulkanBackend : IBackend
 
     private void Elementwise(string name, BufferSlice a, BufferSlice b, BufferSlice output, ElementwisePush push)
     {
+        if (push.Count == 0) return;
         var kernel = Kernel(name, 3, (uint)sizeof(ElementwisePush));
         var (gx, gy) = Groups((push.Count + 255) / 256);
         _recorder.Dispatch(kernel, [a, b, output], [Access.Read, Access.Read, Access.Write], push, gx, gy);
@@ -401,10 +427,21 @@ public sealed unsafe class VulkanBackend : IBackend
         tensor as VulkanTensor ?? throw new ArgumentException("the tensor belongs to another backend");
 
     // Push-constant blocks: field order and types mirror the `Push` block of each shader.
-    private readonly record struct RmsNormPush(uint Rows, uint Dim, float Eps);
+    private readonly record struct NormPush(uint Rows, uint Dim, float Eps, uint WeightLength, uint HasBias);
     private readonly record struct RopePush(uint Tokens, uint Heads, uint HeadDim, uint Pos0, uint RotateHalf);
-    private readonly record struct AttentionPush(uint Tokens, uint Pos0, uint Heads, uint KvHeads, uint HeadDim, float Scale);
-    private readonly record struct ElementwisePush(uint Count, uint SrcOffset, uint DstOffset);
+    private readonly record struct AttentionPush(uint Tokens, uint Pos0, uint Heads, uint KvHeads, uint HeadDim, float Scale, uint Causal);
+
+    private readonly record struct ElementwisePush
+    {
+        public uint Count { get; init; }
+        public uint Function { get; init; }
+        public uint BLength { get; init; }
+        public uint Width { get; init; }
+        public uint SourceOffset { get; init; }
+        public uint SourceStride { get; init; }
+        public uint DestinationOffset { get; init; }
+        public uint DestinationStride { get; init; }
+    }
     private readonly record struct SoftmaxPush(uint Rows, uint Cols);
     private readonly record struct HadamardPush(uint RowLength, uint SourceLength, uint Block, uint OutputSide, uint HasBias);
 }

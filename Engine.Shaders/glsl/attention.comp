@@ -1,6 +1,7 @@
 #version 450
-// Causal attention for tokens at positions pos0 .. pos0 + tokens - 1 against a KV cache holding positions
-// 0 .. pos0 + tokens - 1 (this step's keys and values already stored). One workgroup per (head, token).
+// Attention for tokens at positions pos0 .. pos0 + tokens - 1 against a KV cache holding positions
+// 0 .. pos0 + tokens - 1 (this step's keys and values already stored): causal (a query sees the positions up to its
+// own) or, for vision encoders, not (every query sees them all). One workgroup per (head, token).
 // Keys are visited in chunks of WORKGROUP positions with an online softmax (running max and sum), so any
 // context length works with fixed shared memory. GQA: query head h reads kv head h / (heads / kvHeads).
 // Each thread owns output dimensions tid, tid + WORKGROUP, ... (head dims up to 4 * WORKGROUP).
@@ -22,6 +23,7 @@ layout(push_constant) uniform Push
     uint kvHeads;
     uint headDim;
     float scale;
+    uint causal;
 } p;
 
 shared float query[MAX_HEAD_DIM];
@@ -36,7 +38,7 @@ void main()
     uint kvHead = head / (p.heads / p.kvHeads);
     uint kvStride = p.kvHeads * p.headDim;
     uint qBase = (t * p.heads + head) * p.headDim;
-    uint length = p.pos0 + t + 1;
+    uint length = p.causal != 0u ? p.pos0 + t + 1 : p.pos0 + p.tokens;
 
     for (uint d = tid; d < p.headDim; d += WORKGROUP) query[d] = q[qBase + d];
     barrier();

@@ -1,8 +1,9 @@
 #version 450
-// Element-wise ops over n floats, one variant per op:
-//   OP_ADD:    out[i] = a[i] + b[i]            (residual add; out may alias a)
-//   OP_SWIGLU: out[i] = silu(a[i]) * b[i]      (a = gate, b = up)
-//   OP_COPY:   out[dstOffset + i] = a[srcOffset + i]   (e.g. storing keys and values into the cache)
+// Element-wise ops, one variant per op, all with the same push block:
+//   OP_BINARY:   out[i] = a[i] (+ - *) b[i % bLength]   (residual add, broadcast of a row vector; out may alias a or b)
+//   OP_ACTIVATE: out[i] = f(a[i])                        (f by `function`, the order of the Activation enum)
+//   OP_SWIGLU:   out[i] = silu(a[i]) * b[i]              (a = gate, b = up)
+//   OP_COPY:     out[dstOffset + r*dstStride + c] = a[srcOffset + r*srcStride + c], i = r*width + c
 
 layout(local_size_x = 256) in;
 
@@ -13,22 +14,63 @@ layout(std430, binding = 2) buffer Out { float o[]; };
 layout(push_constant) uniform Push
 {
     uint count;
+    uint function;   // OP_BINARY: 0 add, 1 sub, 2 mul; OP_ACTIVATE: the Activation enum
+    uint bLength;
+    uint width;
     uint srcOffset;
+    uint srcStride;
     uint dstOffset;
+    uint dstStride;
 } p;
+
+float sigmoid(float x) { return 1.0 / (1.0 + exp(-x)); }
+
+// Abramowitz and Stegun 7.1.26 (absolute error < 1.5e-7), the formula of the CPU reference.
+float erf_approx(float x)
+{
+    float t = 1.0 / (1.0 + 0.3275911 * abs(x));
+    float poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
+    return sign(x) * (1.0 - poly * exp(-x * x));
+}
+
+// tanh through exp of a clamped argument: large |x| must give ±1, not inf/inf.
+float tanh_safe(float x)
+{
+    float e = exp(2.0 * clamp(x, -15.0, 15.0));
+    return (e - 1.0) / (e + 1.0);
+}
+
+float activate(float x)
+{
+    switch (p.function)
+    {
+        case 0: return x * sigmoid(x);
+        case 1: return 0.5 * x * (1.0 + erf_approx(x * 0.70710678118654752));
+        case 2: return 0.5 * x * (1.0 + tanh_safe(0.79788456080286536 * (x + 0.044715 * x * x * x)));
+        case 3: return x * sigmoid(1.702 * x);
+        case 4: return sigmoid(x);
+        case 5: return x > 20.0 ? x : log(1.0 + exp(x));
+        case 6: return x > 0.0 ? x * x : 0.0;
+        case 7: return tanh_safe(x);
+        default: return exp(x);
+    }
+}
 
 void main()
 {
     uint i = gl_GlobalInvocationID.x + gl_GlobalInvocationID.y * gl_NumWorkGroups.x * gl_WorkGroupSize.x;
     if (i >= p.count) return;
-#if defined(OP_ADD)
-    o[i] = a[i] + b[i];
+#if defined(OP_BINARY)
+    float x = a[i], y = b[i % p.bLength];
+    o[i] = p.function == 0u ? x + y : p.function == 1u ? x - y : x * y;
+#elif defined(OP_ACTIVATE)
+    o[i] = activate(a[i]);
 #elif defined(OP_SWIGLU)
-    float g = a[i];
-    o[i] = g / (1.0 + exp(-g)) * b[i];
+    o[i] = a[i] * sigmoid(a[i]) * b[i];
 #elif defined(OP_COPY)
-    o[p.dstOffset + i] = a[p.srcOffset + i];
+    uint r = i / p.width, c = i % p.width;
+    o[p.dstOffset + r * p.dstStride + c] = a[p.srcOffset + r * p.srcStride + c];
 #else
-#error "define OP_ADD, OP_SWIGLU or OP_COPY"
+#error "define OP_BINARY, OP_ACTIVATE, OP_SWIGLU or OP_COPY"
 #endif
 }

@@ -104,6 +104,49 @@ public sealed class OpParityTests(BackendPair backends) : IClassFixture<BackendP
     }
 
     [Theory]
+    [InlineData(3, 50, 50, true)]     // plain layer norm with bias
+    [InlineData(1, 384, 384, false)]
+    [InlineData(8, 16, 64, true)]     // group norm: 2 vectors of 4 groups of 16
+    [InlineData(6, 7, 21, false)]
+    public void LayerNorm_matches_reference(int rows, int dim, int weightLength, bool withBias)
+    {
+        float[] x = RandomValues(rows * dim, 3);
+        for (int i = 0; i < x.Length; i++) x[i] += 2;   // a mean far from zero
+        float[] w = RandomValues(weightLength);
+        float[] bias = RandomValues(weightLength);
+        var (cpu, gpu) = Both(be =>
+        {
+            var t = be.UploadVector(x);
+            be.LayerNorm(t, be.UploadVector(w), withBias ? be.UploadVector(bias) : null, t, rows, dim, 1e-5f);
+            return t;
+        }, rows * dim);
+        AssertClose(cpu, gpu, 1e-5, "layernorm");
+
+        // Hand-checked against the definition: row 0 is normalised and scaled by the first dim weights.
+        double mean = x.Take(dim).Average(v => (double)v);
+        double variance = x.Take(dim).Average(v => (v - mean) * (v - mean));
+        double expected = (x[0] - mean) / Math.Sqrt(variance + 1e-5) * w[0] + (withBias ? bias[0] : 0);
+        Assert.Equal(expected, cpu[0], 4);
+    }
+
+    [Fact]
+    public void RmsNorm_with_a_weight_spanning_groups_matches_reference()
+    {
+        const int rows = 12, dim = 10, weightLength = 40;
+        float[] x = RandomValues(rows * dim, 3);
+        float[] w = RandomValues(weightLength);
+        var (cpu, gpu) = Both(be =>
+        {
+            var y = be.Allocate(rows * dim);
+            be.RmsNorm(be.UploadVector(x), be.UploadVector(w), y, rows, dim, 1e-6f);
+            return y;
+        }, rows * dim);
+        AssertClose(cpu, gpu, 1e-5, "group rmsnorm");
+        double rms = Math.Sqrt(x.Skip(5 * dim).Take(dim).Average(v => (double)v * v) + 1e-6);
+        Assert.Equal(x[5 * dim + 3] / rms * w[(5 * dim + 3) % weightLength], cpu[5 * dim + 3], 4);
+    }
+
+    [Theory]
     [InlineData(RopeLayout.RotateHalf, 1, 4, 64, 37)]
     [InlineData(RopeLayout.Interleaved, 5, 3, 8, 0)]
     [InlineData(RopeLayout.RotateHalf, 9, 6, 18, 100)]
@@ -140,6 +183,111 @@ public sealed class OpParityTests(BackendPair backends) : IClassFixture<BackendP
             return o;
         }, q.Length);
         AssertClose(cpu, gpu, 1e-5, "attention");
+    }
+
+    [Theory]
+    [InlineData(1, 0, 2, 16)]
+    [InlineData(17, 0, 3, 40)]     // a ViT's patches and CLS
+    [InlineData(5, 9, 4, 64)]
+    public void Noncausal_attention_matches_reference(int tokens, int pos0, int heads, int headDim)
+    {
+        int length = pos0 + tokens;
+        float[] q = RandomValues(tokens * heads * headDim);
+        float[] k = RandomValues(length * heads * headDim);
+        float[] v = RandomValues(length * heads * headDim);
+        var (cpu, gpu) = Both(be =>
+        {
+            var o = be.Allocate(q.Length);
+            be.Attention(be.UploadVector(q), be.UploadVector(k), be.UploadVector(v), o, tokens, pos0, heads, heads, headDim, 0.3f, causal: false);
+            return o;
+        }, q.Length);
+        AssertClose(cpu, gpu, 1e-5, "non-causal attention");
+
+        // The first query sees the last position: its output differs from the causal one.
+        var causal = Both(be =>
+        {
+            var o = be.Allocate(q.Length);
+            be.Attention(be.UploadVector(q), be.UploadVector(k), be.UploadVector(v), o, tokens, pos0, heads, heads, headDim, 0.3f);
+            return o;
+        }, q.Length).Cpu;
+        if (tokens > 1) Assert.NotEqual(causal[0], cpu[0]);
+        Assert.Equal(causal[^1], cpu[^1], 5);
+    }
+
+    public static TheoryData<Activation> Activations() => new(Enum.GetValues<Activation>());
+
+    [Theory]
+    [MemberData(nameof(Activations))]
+    public void Activate_matches_reference(Activation function)
+    {
+        const int count = 5003;
+        float[] x = RandomValues(count, 12);
+        x[0] = 0; x[1] = 25; x[2] = -25; x[3] = 1;
+        if (function == Activation.Exp) for (int i = 0; i < count; i++) x[i] = Math.Clamp(x[i], -30, 30);
+        var (cpu, gpu) = Both(be =>
+        {
+            var t = be.UploadVector(x);
+            be.Activate(function, t, t, count);
+            return t;
+        }, count);
+        AssertClose(cpu, gpu, 2e-6, function.ToString());
+
+        // The reference itself at x = 1, from the definitions.
+        double one = function switch
+        {
+            Activation.Silu => 1 / (1 + Math.Exp(-1)),
+            Activation.Gelu => 0.8413447460685429,
+            Activation.GeluTanh => 0.5 * (1 + Math.Tanh(Math.Sqrt(2 / Math.PI) * 1.044715)),
+            Activation.QuickGelu => 1 / (1 + Math.Exp(-1.702)),
+            Activation.Sigmoid => 1 / (1 + Math.Exp(-1)),
+            Activation.Softplus => Math.Log(1 + Math.E),
+            Activation.ReluSquared => 1,
+            Activation.Tanh => Math.Tanh(1),
+            Activation.Exp => Math.E,
+            _ => throw new ArgumentOutOfRangeException(nameof(function)),
+        };
+        Assert.Equal(one, cpu[3], 6);
+        Assert.True(float.IsFinite(gpu[1]) && float.IsFinite(gpu[2]), $"{function} overflows at ±25");
+    }
+
+    [Theory]
+    [InlineData(BinaryOp.Add, 1000, 1000)]
+    [InlineData(BinaryOp.Sub, 999, 333)]
+    [InlineData(BinaryOp.Mul, 70001, 7)]
+    public void Binary_broadcasts_and_matches_reference(BinaryOp op, int count, int bLength)
+    {
+        float[] a = RandomValues(count);
+        float[] b = RandomValues(bLength);
+        var (cpu, gpu) = Both(be =>
+        {
+            var o = be.Allocate(count);
+            be.Binary(op, be.UploadVector(a), be.UploadVector(b), o, count, bLength);
+            return o;
+        }, count);
+        AssertClose(cpu, gpu, 0, op.ToString());
+        int last = count - 1;
+        float expected = op switch { BinaryOp.Add => a[last] + b[last % bLength], BinaryOp.Sub => a[last] - b[last % bLength], _ => a[last] * b[last % bLength] };
+        Assert.Equal(expected, gpu[last]);
+    }
+
+    [Fact]
+    public void CopyRows_and_Write_match_reference()
+    {
+        // Split the middle 3 columns out of rows of 10 into a buffer with rows of 4, starting at 1.
+        const int rows = 301, sourceStride = 10, width = 3, destinationStride = 4;
+        float[] source = RandomValues(rows * sourceStride + 2);
+        float[] patch = RandomValues(7);
+        var (cpu, gpu) = Both(be =>
+        {
+            var o = be.Allocate(1 + rows * destinationStride);
+            be.CopyRows(be.UploadVector(source), 2 + 4, sourceStride, o, 1, destinationStride, width, rows);
+            be.Write(o, 20, patch);
+            return o;
+        }, 1 + rows * destinationStride);
+        AssertClose(cpu, gpu, 0, "copy rows");
+        Assert.Equal(source[6 + 200 * sourceStride + 2], gpu[1 + 200 * destinationStride + 2]);
+        Assert.Equal(0f, gpu[1 + 200 * destinationStride + 3]);
+        Assert.Equal(patch, gpu.AsSpan(20, 7).ToArray());
     }
 
     [Theory]
