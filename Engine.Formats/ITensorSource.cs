@@ -16,3 +16,12 @@ public interface ITensorSource : IDisposable
     /// <summary>The raw stored bytes of a tensor, in its <see cref="TensorInfo.Type"/>.</summary>
     byte[] ReadBytes(string name);
 }
+
+/// <summary>
+/// A tensor source with no file behind it (benchmark weights): a tensor exists once a loader declares the shape it
+/// expects, so any architecture can be loaded at any size without listing its tensors.
+/// </summary>
+public interface ISyntheticTensorSource : ITensorSource
+{
+    void Declare(string name, long[] shape);
+}

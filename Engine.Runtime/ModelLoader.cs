@@ -20,10 +20,16 @@ public static class ModelLoader
     public static ILanguageModel Load(ModelFile file, ModelOptions options)
     {
         ArgumentNullException.ThrowIfNull(file);
+        return Load(file.Config, file.Tensors, options);
+    }
+
+    /// <summary>Loads a model from a config and any tensor source (a synthetic one for benchmarks).</summary>
+    public static ILanguageModel Load(ModelConfig config, ITensorSource tensors, ModelOptions options)
+    {
         var backend = CreateBackend(options);
         try
         {
-            return ArchitectureRegistry.Create(file.Config, file.Tensors, backend, options);
+            return ArchitectureRegistry.Create(config, tensors, backend, options);
         }
         catch
         {

@@ -10,8 +10,9 @@ using Engine.Quantizers;
 namespace Engine.Cli.Commands;
 
 /// <summary>
-/// <c>engine bench</c>: llama-bench's prompt-processing and generation tests on a model, or mat-vec bandwidth per
-/// weight format at given shapes (random weights), as a markdown table, JSON or CSV.
+/// <c>engine bench</c>: llama-bench's prompt-processing and generation tests on a model or on each architecture at a
+/// 1B-class shape with random weights, or mat-vec bandwidth per weight format at given shapes (random weights), as a
+/// markdown table, JSON or CSV.
 /// </summary>
 public static class BenchCommand
 {
@@ -25,7 +26,14 @@ public static class BenchCommand
         {
             Description = "Instead of a model, time mat-vec on random weights at these shapes, e.g. 4096x4096,8192x8192",
         };
-        var types = new Option<string>("--types") { Description = "Weight formats for --matvec, comma-separated, or 'all' (each with its default parameters)", DefaultValueFactory = _ => "all" };
+        var architectures = new Option<string?>("--arch")
+        {
+            Description = $"Instead of a model, time these architectures at a 1B-class shape with random weights, comma-separated, or 'all' ({string.Join(", ", BenchmarkModels.Names)})",
+        };
+        var types = new Option<string?>("--types")
+        {
+            Description = "Weight formats, comma-separated, or 'all', each with its default parameters: of the mat-vecs for --matvec (default all), of the matrices for --arch (default q4)",
+        };
         var iterations = new Option<int>("--iterations") { Description = "Mat-vecs per repetition for --matvec", DefaultValueFactory = _ => 50 };
         var output = new Option<string>("--output", "-o")
         {
@@ -38,7 +46,7 @@ public static class BenchCommand
         var sefpBits = CommonOptions.SefpBits();
         var command = new Command("bench", "Measure prompt and generation tokens/s of a model, or mat-vec GB/s per weight format")
         {
-            model, prompt, generate, repetitions, matvec, types, iterations, output, backend, device, sefpBits,
+            model, prompt, generate, repetitions, matvec, architectures, types, iterations, output, backend, device, sefpBits,
         };
         command.SetAction(parse =>
         {
@@ -47,35 +55,53 @@ public static class BenchCommand
             var options = new ModelOptions { Backend = parse.GetValue(backend), DeviceIndex = parse.GetValue(device), SefpBits = parse.GetValue(sefpBits) };
             string? shapes = parse.GetValue(matvec);
             string? modelPath = parse.GetValue(model);
-            if ((shapes is null) == (modelPath is null))
-                throw new ArgumentException("give either --model PATH or --matvec SHAPES");
+            string? archNames = parse.GetValue(architectures);
+            if (new[] { shapes, modelPath, archNames }.Count(v => v is not null) != 1)
+                throw new ArgumentException("give one of --model PATH, --matvec SHAPES or --arch NAMES");
 
-            string deviceName;
-            IReadOnlyList<Measurement> rows;
-            string subject;
+            string deviceName = "";
+            var rows = new List<(string Model, Measurement Row)>();
+            int p = parse.GetValue(prompt), n = parse.GetValue(generate);
+            var modelOptions = options with { MaxContext = Math.Max(p + n, 16) };
             if (shapes is not null)
             {
                 using var be = ModelLoader.CreateBackend(options);
                 deviceName = be.DeviceName;
-                subject = "random";
                 int iters = parse.GetValue(iterations);
                 if (iters < 1) throw new ArgumentException("--iterations must be at least 1");
-                var formats = ParseTypes(parse.GetValue(types)!);
-                rows = ParseShapes(shapes)
+                var formats = ParseTypes(parse.GetValue(types) ?? "all");
+                rows.AddRange(ParseShapes(shapes)
                     .SelectMany(shape => formats.Select(type => (shape, type)))
                     .Select(c => RunMatVec(be, c.shape.Rows, c.shape.Columns, c.type, iters, reps))
                     .Prepend(MatVecBenchmark.Copy(be, iters, reps))
-                    .ToList();
+                    .Select(row => ("random", row)));
+            }
+            else if (archNames is not null)
+            {
+                var names = archNames.Trim() == "all" ? BenchmarkModels.Names.ToList()
+                    : archNames.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
+                var formats = ParseTypes(parse.GetValue(types) ?? "q4");
+                foreach (string name in names)
+                {
+                    var config = HfConfigReader.FromJson(BenchmarkModels.Config(name), null, $"benchmark shape '{name}'");
+                    foreach (var type in formats)
+                    {
+                        Console.Error.WriteLine($"{name}: making random {WeightTypes.Get(type).Name} weights at its 1B-class shape…");
+                        using var weights = new SyntheticTensors(type);
+                        using var loaded = ModelLoader.Load(config, weights, modelOptions);
+                        deviceName = loaded.Backend.DeviceName;
+                        rows.AddRange(ModelBenchmark.Run(loaded, p, n, reps).Select(row => ($"{name} 1B (random)", row)));
+                    }
+                }
             }
             else
             {
-                int p = parse.GetValue(prompt), n = parse.GetValue(generate);
-                using var loaded = ModelLoader.Load(modelPath!, options with { MaxContext = Math.Max(p + n, 16) });
+                using var loaded = ModelLoader.Load(modelPath!, modelOptions);
                 deviceName = loaded.Backend.DeviceName;
-                subject = Path.GetFileName(Path.TrimEndingDirectorySeparator(modelPath!));
-                rows = ModelBenchmark.Run(loaded, p, n, reps);
+                string subject = Path.GetFileName(Path.TrimEndingDirectorySeparator(modelPath!));
+                rows.AddRange(ModelBenchmark.Run(loaded, p, n, reps).Select(row => (subject, row)));
             }
-            Console.Write(Format(parse.GetValue(output)!, subject, options.Backend.ToString().ToLowerInvariant(), deviceName, rows));
+            Console.Write(Format(parse.GetValue(output)!, shapes is not null, options.Backend.ToString().ToLowerInvariant(), deviceName, rows));
             return 0;
         });
         return command;
@@ -108,7 +134,7 @@ public static class BenchCommand
                 ? info.Type
                 : throw new ArgumentException($"--types: unknown weight format '{name}' (known: {string.Join(", ", WeightTypes.All.Select(t => t.Name))})")).ToList();
 
-    private static string Format(string kind, string subject, string backend, string device, IReadOnlyList<Measurement> rows)
+    private static string Format(string kind, bool matVec, string backend, string device, IReadOnlyList<(string Model, Measurement Row)> rows)
     {
         var inv = CultureInfo.InvariantCulture;
         var text = new StringBuilder();
@@ -120,7 +146,7 @@ public static class BenchCommand
                     using (var writer = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
                     {
                         writer.WriteStartArray();
-                        foreach (var m in rows)
+                        foreach (var (subject, m) in rows)
                         {
                             writer.WriteStartObject();
                             writer.WriteString("model", subject);
@@ -144,14 +170,14 @@ public static class BenchCommand
                 break;
             case "csv":
                 text.Append("model,backend,device,format,test,rate_mean,rate_sd,weight_bytes,weight_gb_per_s\n");
-                foreach (var m in rows)
+                foreach (var (subject, m) in rows)
                     text.Append(inv, $"{subject},{backend},\"{device}\",{m.Format},{m.Test},{m.Mean:F3},{m.StandardDeviation:F3},{m.BytesPerUnit},{m.GigabytesPerSecond:F3}\n");
                 break;
             default:
-                string unit = subject == "random" ? "mat-vec/s" : "t/s";
+                string unit = matVec ? "mat-vec/s" : "t/s";
                 text.Append($"| model | backend | device | format | test | {unit} | weight MB read | weight GB/s |\n");
                 text.Append("| --- | --- | --- | --- | --- | ---: | ---: | ---: |\n");
-                foreach (var m in rows)
+                foreach (var (subject, m) in rows)
                     text.Append(inv, $"| {subject} | {backend} | {device} | {m.Format} | {m.Test} | {m.Mean:F2} ± {m.StandardDeviation:F2} | {m.BytesPerUnit / 1e6:F2} | {m.GigabytesPerSecond:F2} |\n");
                 break;
         }

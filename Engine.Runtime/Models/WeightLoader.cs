@@ -2,11 +2,15 @@ using Engine.Formats;
 
 namespace Engine.Runtime.Models;
 
-/// <summary>Moves named tensors from a model file to a backend, checking each shape against the config.</summary>
+/// <summary>
+/// Moves named tensors from a model file to a backend, checking each shape against the config. A synthetic source
+/// (benchmark weights) is told each shape first, so it makes the tensor the model expects.
+/// </summary>
 internal sealed class WeightLoader(ITensorSource tensors, IBackend backend)
 {
     public IWeightMatrix Matrix(string name, int rows, int columns)
     {
+        (tensors as ISyntheticTensorSource)?.Declare(name, [rows, columns]);
         var info = tensors.Require(name);
         if (info.Rows != rows || info.Columns != columns || info.Shape.Length != 2)
             throw new InvalidDataException($"tensor '{name}' has shape {info.ShapeText}, the config implies [{rows}, {columns}]");
@@ -15,6 +19,7 @@ internal sealed class WeightLoader(ITensorSource tensors, IBackend backend)
 
     public ITensor Vector(string name, int length)
     {
+        (tensors as ISyntheticTensorSource)?.Declare(name, [length]);
         var info = tensors.Require(name);
         if (info.ElementCount != length)
             throw new InvalidDataException($"tensor '{name}' has shape {info.ShapeText}, the config implies [{length}]");

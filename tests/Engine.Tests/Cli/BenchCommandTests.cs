@@ -21,3 +21,18 @@ public sealed class BenchCommandTests
         Assert.All(rows, r => Assert.True(double.Parse(r[^1], CultureInfo.InvariantCulture) > 0, string.Join(",", r)));
     }
 }
+
+public sealed class ArchitectureBenchCommandTests
+{
+    [Theory]
+    [InlineData(new[] { "bench", "--arch", "transformer9" }, "no benchmark shape for architecture 'transformer9'")]
+    [InlineData(new[] { "bench", "--arch", "llama", "--matvec", "64x64" }, "give one of --model PATH, --matvec SHAPES or --arch NAMES")]
+    [InlineData(new[] { "bench", "--arch", "llama", "--types", "q5x" }, "unknown weight format 'q5x'")]
+    public void Bad_requests_get_a_clear_error(string[] arguments, string message)
+    {
+        var result = EngineProcess.Run(arguments);
+        Assert.NotEqual(0, result.ExitCode);
+        Assert.Contains(message, result.Error);
+        Assert.DoesNotContain("   at ", result.Error);
+    }
+}

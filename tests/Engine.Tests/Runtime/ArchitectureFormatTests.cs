@@ -43,7 +43,8 @@ public sealed class ArchitectureFormatTests : IDisposable
         float[] vulkan = FixtureRun.Logits(path, BackendKind.Vulkan, reference);
         WeightFormatChecks.AssertClose(cpu, vulkan, 2e-3, $"{folder} in {formatName}, Vulkan against CPU");
 
-        // Relative RMS distance from the float logits: a few percent for 4-bit weights, near 1 for a wrong layout.
+        // Relative RMS distance from the float logits: about 0.2 for 4-bit RTN on these tiny random models, 1 or more for a
+        // wrong layout or decode.
         float[] expected = reference.Logits.SelectMany(row => row).ToArray();
         double difference = 0, norm = 0;
         for (int i = 0; i < expected.Length; i++)
@@ -52,6 +53,6 @@ public sealed class ArchitectureFormatTests : IDisposable
             norm += Math.Pow(expected[i], 2);
         }
         double relative = Math.Sqrt(difference / norm);
-        Assert.True(relative < 0.2, $"{folder} in {formatName}: logits are {relative:P1} away from the float reference");
+        Assert.True(relative < 0.5, $"{folder} in {formatName}: logits are {relative:P1} away from the float reference");
     }
 }
