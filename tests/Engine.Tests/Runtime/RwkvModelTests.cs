@@ -7,7 +7,7 @@ namespace Engine.Tests.Runtime;
 
 /// <summary>
 /// The RWKV models' recurrent state: a prompt fed in pieces, token by token or in small batches equals one call,
-/// Reset starts over, a Vulkan decode step is one submission, and RWKV-7 files with layer 0's unused value-residual
+/// Reset starts over, RWKV-4's rescaling keeps the logits, a Vulkan decode step is one submission, and RWKV-7 files with layer 0's unused value-residual
 /// tensors load as the ones without.
 /// </summary>
 public sealed class RwkvModelTests : IDisposable
@@ -82,6 +82,25 @@ public sealed class RwkvModelTests : IDisposable
             Assert.True(backend.Recorder.DispatchCount > 20 * model.Config.LayerCount);
         }
         Assert.Equal(sets, backend.DescriptorSetCount);
+    }
+
+    [Fact]
+    public void Rwkv4_rescaled_every_block_matches_the_unscaled_reference()
+    {
+        // Halving the hidden state every block and scaling block i's outputs by 2^-i changes nothing but the layer
+        // norms' epsilon share, so the logits stay at the reference; a scale applied in the wrong place would not.
+        string source = TestPaths.Shared("fixtures", "hf-tiny", "rwkv4");
+        string copy = Path.Combine(_temp.Root, "rwkv4-rescaled");
+        Directory.CreateDirectory(copy);
+        File.Copy(Path.Combine(source, "model.safetensors"), Path.Combine(copy, "model.safetensors"));
+        string config = File.ReadAllText(Path.Combine(source, "config.json"));
+        Assert.Contains("\"rescale_every\": 0", config);
+        File.WriteAllText(Path.Combine(copy, "config.json"), config.Replace("\"rescale_every\": 0", "\"rescale_every\": 1"));
+
+        var reference = new ReferenceFile(Path.Combine(source, "reference.json"));
+        float[] expected = reference.Logits.SelectMany(row => row).ToArray();
+        foreach (var backend in new[] { BackendKind.Cpu, BackendKind.Vulkan })
+            WeightFormatChecks.AssertClose(expected, FixtureRun.Logits(copy, backend, reference), 1e-3, $"rwkv4 rescaled every block on {backend}");
     }
 
     [Fact]
