@@ -26,10 +26,10 @@ public sealed class Rwkv4Model : RwkvModel
     private readonly ITensor _k, _v, _r, _wkv;
 
     public Rwkv4Model(ModelConfig config, ITensorSource tensors, IBackend backend, ModelOptions options)
-        : base(config, tensors, backend, options, "rwkv.", "rwkv.embeddings.weight", "pre_ln")
+        : base(config, tensors, backend, options, "rwkv.", "rwkv.embeddings.weight", "pre_ln",
+            FeedForwardSizeOf(config, tensors, "rwkv.blocks.0.feed_forward.key.weight"))
     {
         _attention = RawInt("attention_hidden_size", Dim);
-        int ffn = config.IntermediateSize > 0 ? config.IntermediateSize : 4 * Dim;
         _rescaleEvery = RawInt("rescale_every", DefaultRescaleEvery);
         if (_attention <= 0) throw new InvalidDataException($"attention_hidden_size {_attention} is not positive");
 
@@ -51,7 +51,7 @@ public sealed class Rwkv4Model : RwkvModel
                 halvings > 0 ? backend.UploadVector([MathF.ScaleB(1f, -halvings)]) : null);
             FeedForwards[i] = new FeedForward(
                 Complement(f + "time_mix_key"), Complement(f + "time_mix_receptance"),
-                Loader.Matrix(f + "key.weight", ffn, Dim), Loader.Matrix(f + "value.weight", Dim, ffn),
+                Loader.Matrix(f + "key.weight", FeedForwardSize, Dim), Loader.Matrix(f + "value.weight", Dim, FeedForwardSize),
                 Loader.Matrix(f + "receptance.weight", Dim, Dim));
         }
         _half = backend.UploadVector([0.5f]);

@@ -33,7 +33,7 @@ public sealed class Rwkv6Model : RwkvModel
     private readonly ITensor _lora, _mixes, _mixed, _r, _k, _v, _g, _w, _y;
 
     public Rwkv6Model(ModelConfig config, ITensorSource tensors, IBackend backend, ModelOptions options)
-        : base(config, tensors, backend, options, "", "emb.weight", "ln0")
+        : base(config, tensors, backend, options, "", "emb.weight", "ln0", FeedForwardSizeOf(config, tensors, "blocks.0.ffn.key.weight"))
     {
         var first = tensors.Require("blocks.0.att.time_faaaa");
         if (first.Shape.Length != 2)
@@ -45,7 +45,6 @@ public sealed class Rwkv6Model : RwkvModel
         _mixRank = Rank(tensors, "blocks.0.att.time_maa_w1") / MixNames.Length;
         _decayRank = Rank(tensors, "blocks.0.att.time_decay_w1");
         _groupNormEps = (float)RawDouble("group_norm_epsilon", 64e-5);
-        int ffn = config.IntermediateSize;
 
         _layers = new Layer[LayerCount];
         for (int i = 0; i < LayerCount; i++)
@@ -70,7 +69,7 @@ public sealed class Rwkv6Model : RwkvModel
                 Loader.Vector(a + "ln_x.bias", _attention));
             FeedForwards[i] = new FeedForward(
                 Loader.Vector(f + "time_maa_k", Dim), Loader.Vector(f + "time_maa_r", Dim),
-                Loader.Matrix(f + "key.weight", ffn, Dim), Loader.Matrix(f + "value.weight", Dim, ffn),
+                Loader.Matrix(f + "key.weight", FeedForwardSize, Dim), Loader.Matrix(f + "value.weight", Dim, FeedForwardSize),
                 Loader.Matrix(f + "receptance.weight", Dim, Dim));
         }
         _minusOne = backend.UploadVector([-1f]);

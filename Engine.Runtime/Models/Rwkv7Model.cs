@@ -36,7 +36,7 @@ public sealed class Rwkv7Model : RwkvModel
     private readonly ITensor _lora, _mixed, _r, _w, _k, _v, _a, _b, _g, _kk, _t, _y, _valueFirst, _headSums;
 
     public Rwkv7Model(ModelConfig config, ITensorSource tensors, IBackend backend, ModelOptions options)
-        : base(config, tensors, backend, options, "", "emb.weight", "ln0")
+        : base(config, tensors, backend, options, "", "emb.weight", "ln0", FeedForwardSizeOf(config, tensors, "blocks.0.ffn.key.weight"))
     {
         var bonusInfo = tensors.Require("blocks.0.att.r_k");
         if (bonusInfo.Shape.Length != 2)
@@ -46,7 +46,6 @@ public sealed class Rwkv7Model : RwkvModel
             throw new InvalidDataException($"config head_size {config.HeadDim} differs from r_k's {_headSize}");
         _attention = _heads * _headSize;
         _groupNormEps = (float)RawDouble("group_norm_epsilon", 64e-5);
-        int ffn = config.IntermediateSize;
 
         Lora LoadLora(string a, string name, bool withBias)
         {
@@ -76,7 +75,7 @@ public sealed class Rwkv7Model : RwkvModel
                 Loader.Vector(a + "ln_x.weight", _attention),
                 Loader.Vector(a + "ln_x.bias", _attention));
             FeedForwards[i] = new FeedForward(Loader.Vector(f + "x_k", Dim), null,
-                Loader.Matrix(f + "key.weight", ffn, Dim), Loader.Matrix(f + "value.weight", Dim, ffn), null);
+                Loader.Matrix(f + "key.weight", FeedForwardSize, Dim), Loader.Matrix(f + "value.weight", Dim, FeedForwardSize), null);
         }
 
         _maxRank = _layers.SelectMany(l => new[] { l.Decay, l.Rate, l.Gate, l.ValueResidual }).OfType<Lora>().Max(x => x.Down.Rows);

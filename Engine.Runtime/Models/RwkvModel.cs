@@ -30,6 +30,7 @@ public abstract class RwkvModel : ILanguageModel
     private float[]? _initialWkv;
 
     protected int Dim { get; }
+    protected int FeedForwardSize { get; }
     protected int LayerCount { get; }
     protected int MaxBatch { get; }
     protected float Eps { get; }
@@ -59,8 +60,9 @@ public abstract class RwkvModel : ILanguageModel
     /// <param name="prefix">Prefix of every name but the head's ("rwkv." in Hugging Face files).</param>
     /// <param name="embedding">Name of the embedding table.</param>
     /// <param name="firstNorm">Name of block 0's extra layer norm before the first block, without ".weight".</param>
+    /// <param name="feedForwardSize">F, the channel-mix hidden size.</param>
     protected RwkvModel(ModelConfig config, ITensorSource tensors, IBackend backend, ModelOptions options,
-        string prefix, string embedding, string firstNorm)
+        string prefix, string embedding, string firstNorm, int feedForwardSize)
     {
         Config = config;
         Backend = backend;
@@ -82,20 +84,29 @@ public abstract class RwkvModel : ILanguageModel
         _channelNorms = Enumerable.Range(0, LayerCount).Select(i => LayerNorm(Block(prefix, i) + "ln2")).ToArray();
         FeedForwards = new FeedForward[LayerCount];
 
-        int b = MaxBatch, ffn = Math.Max(config.IntermediateSize, 1);
+        FeedForwardSize = feedForwardSize > 0 ? feedForwardSize
+            : throw new InvalidDataException($"channel-mix size {feedForwardSize} is not positive");
+        int b = MaxBatch;
         X = backend.Allocate(b * Dim);
         Normed = backend.Allocate(b * Dim);
         Shifted = backend.Allocate(b * Dim);
         Branch = backend.Allocate(b * Dim);
         Scratch = backend.Allocate(b * Dim);
-        _ffnHidden = backend.Allocate(b * ffn);
+        _ffnHidden = backend.Allocate(b * FeedForwardSize);
         _ffnReceptance = backend.Allocate(b * Dim);
         _logits = backend.Allocate(Math.Min(b, LogitsBatch) * _vocab);
     }
 
     protected static string Block(string prefix, int layer) => $"{prefix}blocks.{layer}.";
 
-    /// <summary>Writes the time-mixing output of batch rows [0, n) of <see cref="Normed"/> into <see cref="Branch"/>.</summary>
+    /// <summary>F from the config, else the rows of block 0's channel-mix key.</summary>
+    protected static int FeedForwardSizeOf(ModelConfig config, ITensorSource tensors, string key) =>
+        config.IntermediateSize > 0 ? config.IntermediateSize : (int)tensors.Require(key).Rows;
+
+    /// <summary>
+    /// Writes the time-mixing output of batch rows [0, n) of <see cref="Normed"/> (token shift in <see cref="Shifted"/>)
+    /// into <see cref="Branch"/>, carrying <paramref name="state"/>'s WKV state of the layer.
+    /// </summary>
     protected abstract void TimeMix(int layer, RwkvState state, int n);
 
     /// <summary>The WKV state of one layer as a fresh sequence starts.</summary>
