@@ -44,7 +44,8 @@ public sealed class Rwkv6Model : RwkvModel
         _attention = _heads * _headSize;
         _mixRank = Rank(tensors, "blocks.0.att.time_maa_w1") / MixNames.Length;
         _decayRank = Rank(tensors, "blocks.0.att.time_decay_w1");
-        _groupNormEps = (float)RawDouble("group_norm_epsilon", 64e-5);
+        // Training norms x / head_size_divisor with eps 1e-5: the same as x itself with eps 1e-5 · divisor².
+        _groupNormEps = (float)RawDouble("group_norm_epsilon", 1e-5 * Math.Pow(RawDouble("head_size_divisor", 8), 2));
 
         _layers = new Layer[LayerCount];
         for (int i = 0; i < LayerCount; i++)
