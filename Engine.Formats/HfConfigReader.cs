@@ -7,7 +7,9 @@ namespace Engine.Formats;
 /// Reads a Hugging Face model folder's <c>config.json</c> (and <c>generation_config.json</c> when present) into a
 /// <see cref="ModelConfig"/>. Multimodal configs that keep the language model's fields in <c>text_config</c>
 /// (LLaVA and friends) are read from there when the top level lacks a field; <c>model_type</c> is always the top
-/// level's. Fields a non-attention architecture does not have (heads for Mamba or RWKV) read as 0.
+/// level's. Fields a non-attention architecture does not have (heads for Mamba or RWKV) read as 0. BlinkDL's RWKV
+/// configs (no <c>model_type</c>; <c>architecture</c>, <c>n_embd</c>, <c>n_layer</c>, <c>dim_ffn</c>, <c>n_head</c>,
+/// <c>head_size</c>) are read with those names; their other fields stay in <see cref="ModelConfig.Raw"/>.
 /// </summary>
 public static class HfConfigReader
 {
@@ -99,20 +101,25 @@ public static class HfConfigReader
             throw new InvalidDataException($"{configPath}: field '{name}' must be a finite number, found {value.GetRawText()}");
         }
 
-        if (!root.TryGetProperty("model_type", out var modelType) || modelType.ValueKind == JsonValueKind.Null)
+        // BlinkDL's RWKV configs have no model_type but an "architecture" (rwkv6, rwkv7) and GPT-style field names.
+        bool blink = !root.TryGetProperty("model_type", out var modelType) && root.TryGetProperty("architecture", out modelType);
+        string typeField = blink ? "architecture" : "model_type";
+        if (modelType.ValueKind is JsonValueKind.Undefined or JsonValueKind.Null)
             throw new InvalidDataException($"{configPath}: missing required field 'model_type'");
         if (modelType.ValueKind != JsonValueKind.String || string.IsNullOrWhiteSpace(modelType.GetString()))
-            throw new InvalidDataException($"{configPath}: field 'model_type' must be a non-empty string, found {modelType.GetRawText()}");
+            throw new InvalidDataException($"{configPath}: field '{typeField}' must be a non-empty string, found {modelType.GetRawText()}");
 
         int vocab = RequiredPositive("vocab_size");
-        int hidden = RequiredPositive("hidden_size");
-        int layers = RequiredPositive("num_hidden_layers");
-        int intermediate = NonNegative("intermediate_size", OptionalInt("intermediate_size"));
-        int heads = NonNegative("num_attention_heads", OptionalInt("num_attention_heads"));
+        int hidden = RequiredPositive(blink ? "n_embd" : "hidden_size");
+        int layers = RequiredPositive(blink ? "n_layer" : "num_hidden_layers");
+        string ffnField = blink ? "dim_ffn" : "intermediate_size", headsField = blink ? "n_head" : "num_attention_heads";
+        int intermediate = NonNegative(ffnField, OptionalInt(ffnField));
+        int heads = NonNegative(headsField, OptionalInt(headsField));
         int kvHeads = NonNegative("num_key_value_heads", OptionalInt("num_key_value_heads") ?? heads);
         if (heads > 0 && (kvHeads == 0 || heads % kvHeads != 0))
             throw new InvalidDataException($"{configPath}: num_attention_heads {heads} is not a multiple of num_key_value_heads {kvHeads}");
-        int headDim = NonNegative("head_dim", OptionalInt("head_dim") ?? (heads > 0 ? hidden / heads : 0));
+        string headDimField = blink ? "head_size" : "head_dim";
+        int headDim = NonNegative(headDimField, OptionalInt(headDimField) ?? (heads > 0 ? hidden / heads : 0));
 
         double eps = Double("rms_norm_eps", Find("rms_norm_eps"))
             ?? Double("layer_norm_epsilon", Find("layer_norm_epsilon"))

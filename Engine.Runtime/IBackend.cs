@@ -132,6 +132,29 @@ public interface IBackend : IDisposable
     /// <summary>Writes host floats into a tensor at an offset, after every op recorded so far (a synchronisation point on a GPU).</summary>
     void Write(ITensor destination, int offset, ReadOnlySpan<float> values);
 
+    /// <summary>
+    /// RWKV-4 time mixing (WKV) of <paramref name="tokens"/> tokens over <paramref name="channels"/> independent channels,
+    /// in the numerically stable form of Hugging Face's <c>rwkv_linear_attention_cpu</c>: with w = decay[c] (already
+    /// -exp(time_decay)) and u = first[c], output[t, c] = (e^p·num + e^(u+k)·v) / (e^p·den + e^(u+k)) and the state
+    /// decays by e^w before adding e^k·v. state = [num | den | max], each <paramref name="channels"/> long, is read and
+    /// left updated, so a prompt may be fed in pieces; a fresh state has max = -1e38.
+    /// </summary>
+    void Wkv4(ITensor decay, ITensor first, ITensor k, ITensor v, ITensor state, ITensor output, int tokens, int channels);
+
+    /// <summary>
+    /// RWKV-6 time mixing of r, k, v, decay [tokens][heads·headSize]: per head, with S = state[head][key j][value i],
+    /// output[t, i] = Σ_j r[j] (first[j] k[j] v[i] + S[j][i]) and then S[j][i] = decay[j] S[j][i] + k[j] v[i]
+    /// (decay is the multiplier in (0, 1), first = time_faaaa [heads·headSize]). The state is read and left updated.
+    /// </summary>
+    void Wkv6(ITensor r, ITensor k, ITensor v, ITensor decay, ITensor first, ITensor state, ITensor output, int tokens, int heads, int headSize);
+
+    /// <summary>
+    /// RWKV-7 time mixing of r, decay, k, v, a, b [tokens][heads·headSize]: per head, with S = state[head][value i][key j],
+    /// S = S·diag(decay) + (S a) bᵀ + v kᵀ, then output[t, i] = Σ_j S[i][j] r[j] (the upstream kernel's (r, w, k, v, a, b)
+    /// with a = -kk, b = kk·a). The state is read and left updated.
+    /// </summary>
+    void Wkv7(ITensor r, ITensor decay, ITensor k, ITensor v, ITensor a, ITensor b, ITensor state, ITensor output, int tokens, int heads, int headSize);
+
     /// <summary>Softmax of each row, in place.</summary>
     void Softmax(ITensor x, int rows, int cols);
 

@@ -213,6 +213,77 @@ public sealed class CpuBackend : IBackend
 
     public void Write(ITensor destination, int offset, ReadOnlySpan<float> values) => values.CopyTo(Data(destination).AsSpan(offset));
 
+    public void Wkv4(ITensor decay, ITensor first, ITensor k, ITensor v, ITensor state, ITensor output, int tokens, int channels)
+    {
+        var (w, u, key, value, s, o) = (Data(decay), Data(first), Data(k), Data(v), Data(state), Data(output));
+        for (int c = 0; c < channels; c++)
+        {
+            // num and den are kept scaled by e^-max so that no exponential overflows.
+            float num = s[c], den = s[channels + c], max = s[2 * channels + c];
+            for (int t = 0; t < tokens; t++)
+            {
+                float kt = key[t * channels + c], vt = value[t * channels + c];
+                float outMax = MathF.Max(max, u[c] + kt);
+                float e1 = MathF.Exp(max - outMax), e2 = MathF.Exp(u[c] + kt - outMax);
+                o[t * channels + c] = (e1 * num + e2 * vt) / (e1 * den + e2);
+                float stateMax = MathF.Max(max + w[c], kt);
+                e1 = MathF.Exp(max + w[c] - stateMax);
+                e2 = MathF.Exp(kt - stateMax);
+                num = e1 * num + e2 * vt;
+                den = e1 * den + e2;
+                max = stateMax;
+            }
+            (s[c], s[channels + c], s[2 * channels + c]) = (num, den, max);
+        }
+    }
+
+    public void Wkv6(ITensor r, ITensor k, ITensor v, ITensor decay, ITensor first, ITensor state, ITensor output, int tokens, int heads, int headSize)
+    {
+        var (rr, kk, vv, w, u, s, o) = (Data(r), Data(k), Data(v), Data(decay), Data(first), Data(state), Data(output));
+        int dim = heads * headSize;
+        for (int t = 0; t < tokens; t++)
+            for (int h = 0; h < heads; h++)
+            {
+                int row = t * dim + h * headSize, block = h * headSize * headSize;
+                for (int i = 0; i < headSize; i++)
+                {
+                    double y = 0;
+                    for (int j = 0; j < headSize; j++)
+                    {
+                        int at = block + j * headSize + i;
+                        float kv = kk[row + j] * vv[row + i];
+                        y += rr[row + j] * (u[h * headSize + j] * kv + s[at]);
+                        s[at] = w[row + j] * s[at] + kv;
+                    }
+                    o[row + i] = (float)y;
+                }
+            }
+    }
+
+    public void Wkv7(ITensor r, ITensor decay, ITensor k, ITensor v, ITensor a, ITensor b, ITensor state, ITensor output, int tokens, int heads, int headSize)
+    {
+        var (rr, w, kk, vv, aa, bb, s, o) = (Data(r), Data(decay), Data(k), Data(v), Data(a), Data(b), Data(state), Data(output));
+        int dim = heads * headSize;
+        for (int t = 0; t < tokens; t++)
+            for (int h = 0; h < heads; h++)
+            {
+                int row = t * dim + h * headSize;
+                for (int i = 0; i < headSize; i++)
+                {
+                    var si = s.AsSpan((h * headSize + i) * headSize, headSize);
+                    double sa = 0;
+                    for (int j = 0; j < headSize; j++) sa += si[j] * aa[row + j];
+                    double y = 0;
+                    for (int j = 0; j < headSize; j++)
+                    {
+                        si[j] = (float)(si[j] * w[row + j] + sa * bb[row + j] + vv[row + i] * kk[row + j]);
+                        y += si[j] * rr[row + j];
+                    }
+                    o[row + i] = (float)y;
+                }
+            }
+    }
+
     public void Softmax(ITensor x, int rows, int cols)
     {
         var data = Data(x);

@@ -16,6 +16,9 @@ public static class ArchitectureRegistry
         ["mistral"] = (c, t, b, o) => new LlamaModel(c, t, b, o),
         ["qwen2"] = (c, t, b, o) => new LlamaModel(c, t, b, o),
         ["qwen3"] = (c, t, b, o) => new LlamaModel(c, t, b, o),
+        ["rwkv"] = (c, t, b, o) => new Rwkv4Model(c, t, b, o),
+        ["rwkv6"] = (c, t, b, o) => new Rwkv6Model(c, t, b, o),
+        ["rwkv7"] = (c, t, b, o) => new Rwkv7Model(c, t, b, o),
     };
 
     public static IReadOnlyCollection<string> Names => Factories.Keys;

@@ -342,6 +342,31 @@ public sealed unsafe class VulkanBackend : IBackend
         _recorder.Copy(from.Buffer, from.Offset, to.Buffer, to.Offset, Math.Min(from.Size, to.Size));
     }
 
+    public void Wkv4(ITensor decay, ITensor first, ITensor k, ITensor v, ITensor state, ITensor output, int tokens, int channels) =>
+        Wkv("wkv4", [decay, first, k, v, state, output], new WkvPush((uint)tokens, (uint)channels, 1), (uint)channels);
+
+    public void Wkv6(ITensor r, ITensor k, ITensor v, ITensor decay, ITensor first, ITensor state, ITensor output, int tokens, int heads, int headSize) =>
+        Wkv("wkv6", [r, k, v, decay, first, state, output], new WkvPush((uint)tokens, (uint)heads, (uint)headSize), (uint)(heads * headSize));
+
+    public void Wkv7(ITensor r, ITensor decay, ITensor k, ITensor v, ITensor a, ITensor b, ITensor state, ITensor output, int tokens, int heads, int headSize) =>
+        Wkv("wkv7", [r, decay, k, v, a, b, state, output], new WkvPush((uint)tokens, (uint)heads, (uint)headSize), (uint)(heads * headSize));
+
+    /// <summary>The WKV shader keeps a head's state slice in registers, of at most this many floats.</summary>
+    private const uint MaxWkvHeadSize = 128;
+
+    /// <summary>One WKV dispatch: the state (second-last binding) is read and written, the output (last) written.</summary>
+    private void Wkv(string name, ITensor[] tensors, WkvPush push, uint threads)
+    {
+        if (push.HeadSize > MaxWkvHeadSize)
+            throw new NotSupportedException($"RWKV head size {push.HeadSize} is above the WKV shader's {MaxWkvHeadSize}");
+        var access = new Access[tensors.Length];
+        Array.Fill(access, Access.Read);
+        access[^2] = Access.Write;
+        access[^1] = Access.Write;
+        var kernel = Kernel(name, tensors.Length, (uint)sizeof(WkvPush));
+        _recorder.Dispatch(kernel, tensors.Select(t => Tensor(t).Slice).ToArray(), access, push, (threads + 63) / 64);
+    }
+
     public void Softmax(ITensor x, int rows, int cols)
     {
         var kernel = Kernel("softmax", 1, (uint)sizeof(SoftmaxPush), _reduceWorkgroup);
@@ -442,6 +467,7 @@ public sealed unsafe class VulkanBackend : IBackend
         public uint DestinationOffset { get; init; }
         public uint DestinationStride { get; init; }
     }
+    private readonly record struct WkvPush(uint Tokens, uint Heads, uint HeadSize);
     private readonly record struct SoftmaxPush(uint Rows, uint Cols);
     private readonly record struct HadamardPush(uint RowLength, uint SourceLength, uint Block, uint OutputSide, uint HasBias);
 }

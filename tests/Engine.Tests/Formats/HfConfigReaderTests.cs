@@ -55,6 +55,27 @@ public sealed class HfConfigReaderTests : IDisposable
     }
 
     [Fact]
+    public void BlinkDL_rwkv_config_reads_its_own_field_names()
+    {
+        var config = HfConfigReader.Read(TestPaths.Shared("fixtures", "rwkv", "rwkv6"));
+
+        Assert.Equal("rwkv6", config.Architecture);
+        Assert.Equal(256, config.VocabSize);
+        Assert.Equal(64, config.HiddenSize);
+        Assert.Equal(2, config.LayerCount);
+        Assert.Equal(224, config.IntermediateSize);
+        Assert.Equal(4, config.HeadCount);
+        Assert.Equal(16, config.HeadDim);
+        Assert.Equal(1e-5, config.RmsNormEps);
+        Assert.Equal(0.00064, config.Raw!.Value.GetProperty("group_norm_epsilon").GetDouble());
+        Assert.Equal(8, config.Raw.Value.GetProperty("d_mix_lora").GetInt32());
+
+        string folder = Folder("""{"architecture": "rwkv7", "vocab_size": 10, "n_layer": 1}""");
+        var error = Assert.Throws<InvalidDataException>(() => HfConfigReader.Read(folder));
+        Assert.Equal($"{Path.Combine(folder, "config.json")}: missing required field 'n_embd'", error.Message);
+    }
+
+    [Fact]
     public void Llama_and_mixtral_fixtures_untied_and_null_head_dim_defaults()
     {
         var llama = HfConfigReader.Read(TestPaths.Shared("fixtures", "hf-tiny", "llama"));

@@ -23,6 +23,9 @@ public sealed class ArchitectureFormatTests : IDisposable
                  {
                      "fixtures/hf-tiny/llama",
                      "fixtures/hf-tiny/qwen2",
+                     "fixtures/hf-tiny/rwkv4",
+                     "fixtures/rwkv/rwkv6",
+                     "fixtures/rwkv/rwkv7",
                  })
             foreach (string format in new[] { "q4", "sefp" })
                 cases.Add(folder, format);

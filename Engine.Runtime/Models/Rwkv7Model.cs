@@ -1,0 +1,177 @@
+using Engine.Formats;
+
+namespace Engine.Runtime.Models;
+
+/// <summary>
+/// RWKV-7 (x070, "Goose") in the layout of BlinkDL's checkpoints, following RWKV-LM's rwkv_v7_numpy.py: static
+/// token-shift mixes, LoRA decay w = exp(-e^-0.5 · sigmoid(w0 + LoRA(x))), in-context learning rate a, the
+/// generalized delta rule S = S·diag(w) - (S kk)(kk·a)ᵀ + v kᵀ per head, a value residual to layer 0's values
+/// (layers after the first), group norm ln_x, the r·k·r_k bonus and a LoRA sigmoid gate. Layer 0's unused
+/// v0/v1/v2 (present in models trained with RWKV-LM, absent from released checkpoints) are ignored.
+/// Shapes: H heads of S (A = H·S); Lw, La, Lv, Lg = LoRA ranks.
+/// </summary>
+public sealed class Rwkv7Model : RwkvModel
+{
+    private sealed record Lora(IWeightMatrix Down, IWeightMatrix Up, ITensor? Bias); // [r, D], [A, r], [A]
+
+    private sealed record Layer(
+        ITensor MixR, ITensor MixW, ITensor MixK, ITensor MixV, ITensor MixA, ITensor MixG, // [D] x_r .. x_g
+        Lora Decay, Lora Rate, Lora Gate, Lora? ValueResidual,
+        ITensor KeyNormScale,          // [A] k_k
+        ITensor KeyRateScale,          // [A] k_a
+        ITensor KeyRateOffset,         // [A] 1 - k_a: k·(1 + (a - 1)·k_a) = k·(a·k_a + 1 - k_a)
+        IWeightMatrix Bonus,           // [H, A]: row h holds r_k[h] over head h's channels
+        IWeightMatrix Receptance, IWeightMatrix Key, IWeightMatrix Value, // [A, D]
+        IWeightMatrix Output,          // [D, A]
+        ITensor GroupNormWeight, ITensor GroupNormBias); // [A]
+
+    /// <summary>RWKV-7's decay scale, exactly e^-0.5 as the reference writes it (1 / e^0.5).</summary>
+    private static readonly float DecayScale = (float)-Math.Exp(-0.5);
+
+    private readonly Layer[] _layers;
+    private readonly int _heads, _headSize, _attention, _maxRank;
+    private readonly float _groupNormEps;
+    private readonly IWeightMatrix _expand;  // [A, H]: copies a head's value to each of its channels
+    private readonly ITensor _unitNorm, _minusOne, _decayScale;
+    private readonly ITensor _lora, _mixed, _r, _w, _k, _v, _a, _b, _g, _kk, _t, _y, _valueFirst, _headSums;
+
+    public Rwkv7Model(ModelConfig config, ITensorSource tensors, IBackend backend, ModelOptions options)
+        : base(config, tensors, backend, options, "", "emb.weight", "ln0", FeedForwardSizeOf(config, tensors, "blocks.0.ffn.key.weight"))
+    {
+        var bonusInfo = tensors.Require("blocks.0.att.r_k");
+        if (bonusInfo.Shape.Length != 2)
+            throw new InvalidDataException($"tensor 'blocks.0.att.r_k' has shape {bonusInfo.ShapeText}, expected [heads, head size]");
+        (_heads, _headSize) = ((int)bonusInfo.Shape[0], (int)bonusInfo.Shape[1]);
+        if (config.HeadDim > 0 && config.HeadDim != _headSize)
+            throw new InvalidDataException($"config head_size {config.HeadDim} differs from r_k's {_headSize}");
+        _attention = _heads * _headSize;
+        _groupNormEps = (float)RawDouble("group_norm_epsilon", 64e-5);
+
+        Lora LoadLora(string a, string name, bool withBias)
+        {
+            int rank = Rank(tensors, a + name + "1");
+            return new Lora(TransposedMatrix(tensors, a + name + "1", rank, Dim), TransposedMatrix(tensors, a + name + "2", _attention, rank),
+                withBias ? Loader.Vector(a + name + "0", _attention) : null);
+        }
+
+        _layers = new Layer[LayerCount];
+        for (int i = 0; i < LayerCount; i++)
+        {
+            string a = Block("", i) + "att.", f = Block("", i) + "ffn.";
+            float[] keyRate = ReadVector(tensors, a + "k_a", _attention);
+            _layers[i] = new Layer(
+                Loader.Vector(a + "x_r", Dim), Loader.Vector(a + "x_w", Dim), Loader.Vector(a + "x_k", Dim),
+                Loader.Vector(a + "x_v", Dim), Loader.Vector(a + "x_a", Dim), Loader.Vector(a + "x_g", Dim),
+                LoadLora(a, "w", true), LoadLora(a, "a", true), LoadLora(a, "g", false),
+                i > 0 ? LoadLora(a, "v", true) : null,
+                Loader.Vector(a + "k_k", _attention),
+                backend.UploadVector(keyRate),
+                backend.UploadVector(keyRate.Select(v => 1 - v).ToArray()),
+                BonusMatrix(ReadVector(tensors, a + "r_k", _attention), a + "r_k"),
+                Loader.Matrix(a + "receptance.weight", _attention, Dim),
+                Loader.Matrix(a + "key.weight", _attention, Dim),
+                Loader.Matrix(a + "value.weight", _attention, Dim),
+                Loader.Matrix(a + "output.weight", Dim, _attention),
+                Loader.Vector(a + "ln_x.weight", _attention),
+                Loader.Vector(a + "ln_x.bias", _attention));
+            FeedForwards[i] = new FeedForward(Loader.Vector(f + "x_k", Dim), null,
+                Loader.Matrix(f + "key.weight", FeedForwardSize, Dim), Loader.Matrix(f + "value.weight", Dim, FeedForwardSize), null);
+        }
+
+        _maxRank = _layers.SelectMany(l => new[] { l.Decay, l.Rate, l.Gate, l.ValueResidual }).OfType<Lora>().Max(x => x.Down.Rows);
+        var expand = new float[_attention * _heads];
+        for (int c = 0; c < _attention; c++) expand[c * _heads + c / _headSize] = 1;
+        _expand = FloatMatrix("rwkv7.head_expand", _attention, _heads, expand);
+        // RmsNorm with weight 1/√S over a head is x / ‖x‖ (the reference's L2 normalisation of kk).
+        _unitNorm = backend.UploadVector(Enumerable.Repeat(1 / MathF.Sqrt(_headSize), _headSize).ToArray());
+        _minusOne = backend.UploadVector([-1f]);
+        _decayScale = backend.UploadVector([DecayScale]);
+
+        int b = MaxBatch, n = b * _attention;
+        _lora = backend.Allocate(b * _maxRank);
+        _mixed = backend.Allocate(b * Dim);
+        (_r, _w, _k, _v, _a, _b, _g) = (backend.Allocate(n), backend.Allocate(n), backend.Allocate(n), backend.Allocate(n),
+            backend.Allocate(n), backend.Allocate(n), backend.Allocate(n));
+        (_kk, _t, _y, _valueFirst) = (backend.Allocate(n), backend.Allocate(n), backend.Allocate(n), backend.Allocate(n));
+        _headSums = backend.Allocate(b * _heads);
+    }
+
+    /// <summary>[H, A] with r_k on head h's channels of row h: one Linear sums r·k·r_k per head.</summary>
+    private IWeightMatrix BonusMatrix(float[] bonus, string name)
+    {
+        var values = new float[_heads * _attention];
+        for (int c = 0; c < _attention; c++) values[(c / _headSize) * _attention + c] = bonus[c];
+        return FloatMatrix(name, _heads, _attention, values);
+    }
+
+    protected override float[] InitialWkvState() => new float[_heads * _headSize * _headSize];
+
+    protected override IEnumerable<IWeightMatrix> TimeMixMatrices() =>
+        _layers.SelectMany(l => new[] { l.Decay, l.Rate, l.Gate, l.ValueResidual }.OfType<Lora>().SelectMany(x => new[] { x.Down, x.Up })
+            .Concat([l.Bonus, l.Receptance, l.Key, l.Value, l.Output])).Append(_expand);
+
+    protected override void TimeMix(int layer, RwkvState state, int n)
+    {
+        var be = Backend;
+        var l = _layers[layer];
+        int count = n * _attention;
+
+        // y = Up f(Down x) + bias, the LoRA shape every data-dependent vector has.
+        void LowRank(Lora lora, Activation? inner, ITensor output)
+        {
+            be.Linear(lora.Down, null, _mixed, _lora, n);
+            if (inner is { } f) be.Activate(f, _lora, _lora, n * lora.Down.Rows);
+            be.Linear(lora.Up, null, _lora, output, n);
+            if (lora.Bias is not null) be.Binary(BinaryOp.Add, output, lora.Bias, output, count, _attention);
+        }
+
+        Mix(l.MixR, _mixed, n, Dim);
+        be.Linear(l.Receptance, null, _mixed, _r, n);
+        Mix(l.MixW, _mixed, n, Dim);
+        LowRank(l.Decay, Activation.Tanh, _w);
+        be.Activate(Activation.Sigmoid, _w, _w, count);
+        be.Binary(BinaryOp.Mul, _w, _decayScale, _w, count, 1);
+        be.Activate(Activation.Exp, _w, _w, count);
+        Mix(l.MixK, _mixed, n, Dim);
+        be.Linear(l.Key, null, _mixed, _k, n);
+        Mix(l.MixV, _mixed, n, Dim);
+        be.Linear(l.Value, null, _mixed, _v, n);
+        if (l.ValueResidual is null)
+        {
+            be.Copy(_v, 0, _valueFirst, 0, count);
+        }
+        else
+        {
+            // v += (v_first - v) · sigmoid(LoRA(x_v)).
+            LowRank(l.ValueResidual, null, _t);
+            be.Activate(Activation.Sigmoid, _t, _t, count);
+            be.Binary(BinaryOp.Sub, _valueFirst, _v, _kk, count, count);
+            be.Binary(BinaryOp.Mul, _kk, _t, _kk, count, count);
+            be.Add(_v, _kk, _v, count);
+        }
+        Mix(l.MixA, _mixed, n, Dim);
+        LowRank(l.Rate, null, _a);
+        be.Activate(Activation.Sigmoid, _a, _a, count);
+        Mix(l.MixG, _mixed, n, Dim);
+        LowRank(l.Gate, Activation.Sigmoid, _g);
+
+        be.Binary(BinaryOp.Mul, _k, l.KeyNormScale, _kk, count, _attention);
+        be.Binary(BinaryOp.Mul, _a, l.KeyRateScale, _t, count, _attention);
+        be.Binary(BinaryOp.Add, _t, l.KeyRateOffset, _t, count, _attention);
+        be.Binary(BinaryOp.Mul, _k, _t, _k, count, count);
+        be.RmsNorm(_kk, _unitNorm, _kk, n * _heads, _headSize, 1e-24f / _headSize);
+        be.Binary(BinaryOp.Mul, _kk, _a, _b, count, count);
+        be.Binary(BinaryOp.Mul, _kk, _minusOne, _kk, count, 1);
+        be.Wkv7(_r, _w, _k, _v, _kk, _b, state.Wkv[layer], _y, n, _heads, _headSize);
+        be.LayerNorm(_y, l.GroupNormWeight, l.GroupNormBias, _y, n * _heads, _headSize, _groupNormEps);
+
+        // y += (Σ_head r·k·r_k) · v, then the gate.
+        be.Binary(BinaryOp.Mul, _r, _k, _t, count, count);
+        be.Linear(l.Bonus, null, _t, _headSums, n);
+        be.Linear(_expand, null, _headSums, _t, n);
+        be.Binary(BinaryOp.Mul, _t, _v, _t, count, count);
+        be.Add(_y, _t, _y, count);
+        be.Binary(BinaryOp.Mul, _y, _g, _y, count, count);
+        be.Linear(l.Output, null, _y, Branch, n);
+    }
+}

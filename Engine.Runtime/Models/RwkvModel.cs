@@ -1,0 +1,324 @@
+using System.Runtime.InteropServices;
+using Engine.Formats;
+
+namespace Engine.Runtime.Models;
+
+/// <summary>
+/// What RWKV-4, -6 and -7 share: embedding and its first layer norm, per block x += TimeMix(ln1(x)) and
+/// x += ChannelMix(ln2(x)), the output layer norm and head, the token shift, and the recurrent state. A version
+/// supplies its time mixing, its channel-mix weights and the shape of its WKV state.
+/// Shapes: D = hidden size, F = channel-mix size, V = vocab, B = batch tokens.
+/// </summary>
+public abstract class RwkvModel : ILanguageModel
+{
+    /// <summary>Channel mixing: r = sigmoid(Receptance xr) when present, out = r · Value relu(Key xk)².</summary>
+    protected sealed record FeedForward(ITensor MixKey, ITensor? MixReceptance, IWeightMatrix Key, IWeightMatrix Value, IWeightMatrix? Receptance);
+
+    private sealed record Norm(ITensor Weight, ITensor Bias);
+
+    private const int LogitsBatch = 64;
+
+    /// <summary>The context cap when none is asked for: the state's size does not depend on it.</summary>
+    private const int DefaultMaxContext = 1 << 30;
+
+    private readonly IWeightMatrix _embedding;   // [V, D]
+    private readonly IWeightMatrix _head;        // [V, D]
+    private readonly Norm _firstNorm, _outputNorm;
+    private readonly Norm[] _timeNorms, _channelNorms;
+    private readonly int _vocab;
+    private readonly ITensor _logits;
+    private float[]? _initialWkv;
+
+    protected int Dim { get; }
+    protected int FeedForwardSize { get; }
+    protected int LayerCount { get; }
+    protected int MaxBatch { get; }
+    protected float Eps { get; }
+    private protected WeightLoader Loader { get; }
+
+    /// <summary>Channel-mix weights of each layer, loaded by the version's constructor.</summary>
+    protected FeedForward[] FeedForwards { get; }
+
+    // Activations, allocated once for the largest batch: the hidden state, a block's normed input, its token shift
+    // (previous token's normed input minus this one's), the branch output, scratch, and the channel-mix hidden layer.
+    protected ITensor X { get; }
+    protected ITensor Normed { get; }
+    protected ITensor Shifted { get; }
+    protected ITensor Branch { get; }
+    protected ITensor Scratch { get; }
+    private readonly ITensor _ffnHidden, _ffnReceptance;
+
+    public ModelConfig Config { get; }
+    public IBackend Backend { get; }
+    public int MaxContext { get; }
+
+    public long WeightBytesPerToken => MatricesReadPerToken().Sum(m => m.ByteSize);
+
+    public string WeightFormats =>
+        string.Join("+", MatricesReadPerToken().Prepend(_embedding).Select(m => WeightTypes.Get(m.Type).Name).Distinct());
+
+    /// <param name="prefix">Prefix of every name but the head's ("rwkv." in Hugging Face files).</param>
+    /// <param name="embedding">Name of the embedding table.</param>
+    /// <param name="firstNorm">Name of block 0's extra layer norm before the first block, without ".weight".</param>
+    /// <param name="feedForwardSize">F, the channel-mix hidden size.</param>
+    protected RwkvModel(ModelConfig config, ITensorSource tensors, IBackend backend, ModelOptions options,
+        string prefix, string embedding, string firstNorm, int feedForwardSize)
+    {
+        Config = config;
+        Backend = backend;
+        Dim = config.HiddenSize;
+        LayerCount = config.LayerCount;
+        _vocab = config.VocabSize;
+        Eps = (float)config.RmsNormEps;
+        MaxContext = options.MaxContext ?? DefaultMaxContext;
+        if (MaxContext <= 0) throw new InvalidDataException($"context length {MaxContext} is not positive");
+        MaxBatch = Math.Clamp(options.MaxBatch, 1, MaxContext);
+        Loader = new WeightLoader(tensors, backend);
+
+        _embedding = Loader.Matrix(embedding, _vocab, Dim);
+        _head = Loader.Matrix("head.weight", _vocab, Dim);
+        Norm LayerNorm(string name) => new(Loader.Vector(name + ".weight", Dim), Loader.Vector(name + ".bias", Dim));
+        _firstNorm = LayerNorm(Block(prefix, 0) + firstNorm);
+        _outputNorm = LayerNorm(prefix + "ln_out");
+        _timeNorms = Enumerable.Range(0, LayerCount).Select(i => LayerNorm(Block(prefix, i) + "ln1")).ToArray();
+        _channelNorms = Enumerable.Range(0, LayerCount).Select(i => LayerNorm(Block(prefix, i) + "ln2")).ToArray();
+        FeedForwards = new FeedForward[LayerCount];
+
+        FeedForwardSize = feedForwardSize > 0 ? feedForwardSize
+            : throw new InvalidDataException($"channel-mix size {feedForwardSize} is not positive");
+        int b = MaxBatch;
+        X = backend.Allocate(b * Dim);
+        Normed = backend.Allocate(b * Dim);
+        Shifted = backend.Allocate(b * Dim);
+        Branch = backend.Allocate(b * Dim);
+        Scratch = backend.Allocate(b * Dim);
+        _ffnHidden = backend.Allocate(b * FeedForwardSize);
+        _ffnReceptance = backend.Allocate(b * Dim);
+        _logits = backend.Allocate(Math.Min(b, LogitsBatch) * _vocab);
+    }
+
+    protected static string Block(string prefix, int layer) => $"{prefix}blocks.{layer}.";
+
+    /// <summary>F from the config, else the rows of block 0's channel-mix key.</summary>
+    protected static int FeedForwardSizeOf(ModelConfig config, ITensorSource tensors, string key) =>
+        config.IntermediateSize > 0 ? config.IntermediateSize : (int)tensors.Require(key).Rows;
+
+    /// <summary>
+    /// Writes the time-mixing output of batch rows [0, n) of <see cref="Normed"/> (token shift in <see cref="Shifted"/>)
+    /// into <see cref="Branch"/>, carrying <paramref name="state"/>'s WKV state of the layer.
+    /// </summary>
+    protected abstract void TimeMix(int layer, RwkvState state, int n);
+
+    /// <summary>The WKV state of one layer as a fresh sequence starts.</summary>
+    protected abstract float[] InitialWkvState();
+
+    /// <summary>Every matrix of the time mixing a decoded token reads.</summary>
+    protected abstract IEnumerable<IWeightMatrix> TimeMixMatrices();
+
+    /// <summary>A one-element factor both branches of block <paramref name="layer"/> are scaled by before they are added, or null.</summary>
+    protected virtual ITensor? BranchScale(int layer) => null;
+
+    /// <summary>Runs after block <paramref name="layer"/> has added both branches to <see cref="X"/>.</summary>
+    protected virtual void AfterBlock(int layer, int n)
+    {
+    }
+
+    private IEnumerable<IWeightMatrix> MatricesReadPerToken() =>
+        TimeMixMatrices()
+            .Concat(FeedForwards.SelectMany(f => new[] { f.Key, f.Value, f.Receptance }.OfType<IWeightMatrix>()))
+            .Prepend(_head);
+
+    public IModelState CreateState() => new RwkvState(Backend, LayerCount, Dim, _initialWkv ??= InitialWkvState());
+
+    public void Forward(IModelState state, ReadOnlySpan<int> tokens, Span<float> logits, bool allPositions)
+    {
+        var rwkv = state as RwkvState ?? throw new ArgumentException("the state was made by another model", nameof(state));
+        if (tokens.IsEmpty) throw new ArgumentException("no tokens to feed", nameof(tokens));
+        if ((long)rwkv.Position + tokens.Length > MaxContext)
+            throw new ArgumentException($"context full: {rwkv.Position} + {tokens.Length} tokens exceed the context length {MaxContext}");
+        int expected = allPositions ? tokens.Length * _vocab : _vocab;
+        if (logits.Length != expected)
+            throw new ArgumentException($"logits buffer holds {logits.Length} floats, {expected} needed", nameof(logits));
+
+        for (int start = 0; start < tokens.Length; start += MaxBatch)
+        {
+            int count = Math.Min(MaxBatch, tokens.Length - start);
+            Blocks(rwkv, tokens.Slice(start, count));
+            if (allPositions)
+                Logits(0, count, logits.Slice(start * _vocab, count * _vocab));
+            else if (start + count == tokens.Length)
+                Logits(count - 1, 1, logits);
+            rwkv.Position += count;
+        }
+    }
+
+    public void Dispose() => Backend.Dispose();
+
+    private void Blocks(RwkvState state, ReadOnlySpan<int> tokens)
+    {
+        var be = Backend;
+        int n = tokens.Length;
+        be.Embedding(_embedding, tokens, X);
+        be.LayerNorm(X, _firstNorm.Weight, _firstNorm.Bias, X, n, Dim, Eps);
+        for (int i = 0; i < LayerCount; i++)
+        {
+            be.LayerNorm(X, _timeNorms[i].Weight, _timeNorms[i].Bias, Normed, n, Dim, Eps);
+            TokenShift(state.TimeShift[i], n);
+            TimeMix(i, state, n);
+            AddBranch(i, n);
+
+            be.LayerNorm(X, _channelNorms[i].Weight, _channelNorms[i].Bias, Normed, n, Dim, Eps);
+            TokenShift(state.ChannelShift[i], n);
+            ChannelMix(FeedForwards[i], n);
+            AddBranch(i, n);
+            AfterBlock(i, n);
+        }
+    }
+
+    private void AddBranch(int layer, int n)
+    {
+        if (BranchScale(layer) is { } scale) Backend.Binary(BinaryOp.Mul, Branch, scale, Branch, n * Dim, 1);
+        Backend.Add(X, Branch, X, n * Dim);
+    }
+
+    /// <summary>
+    /// <see cref="Shifted"/> = the previous token's <see cref="Normed"/> row minus this one's (row 0's previous token is
+    /// the one <paramref name="last"/> kept from the last call); then <paramref name="last"/> keeps the batch's last row.
+    /// </summary>
+    private void TokenShift(ITensor last, int n)
+    {
+        var be = Backend;
+        be.Copy(last, 0, Shifted, 0, Dim);
+        if (n > 1) be.Copy(Normed, 0, Shifted, Dim, (n - 1) * Dim);
+        be.Copy(Normed, (n - 1) * Dim, last, 0, Dim);
+        be.Binary(BinaryOp.Sub, Shifted, Normed, Shifted, n * Dim, n * Dim);
+    }
+
+    /// <summary>
+    /// output = Normed + Shifted · mix for batch rows [0, n): the interpolation between this token and the previous
+    /// one; <paramref name="mixLength"/> is D for one mix for all tokens, n·D for one per token.
+    /// </summary>
+    protected void Mix(ITensor mix, ITensor output, int n, int mixLength)
+    {
+        Backend.Binary(BinaryOp.Mul, Shifted, mix, output, n * Dim, mixLength);
+        Backend.Add(output, Normed, output, n * Dim);
+    }
+
+    private void ChannelMix(FeedForward ffn, int n)
+    {
+        var be = Backend;
+        int f = ffn.Key.Rows;
+        Mix(ffn.MixKey, Scratch, n, Dim);
+        be.Linear(ffn.Key, null, Scratch, _ffnHidden, n);
+        be.Activate(Activation.ReluSquared, _ffnHidden, _ffnHidden, n * f);
+        be.Linear(ffn.Value, null, _ffnHidden, Branch, n);
+        if (ffn.Receptance is null) return;
+        Mix(ffn.MixReceptance!, Scratch, n, Dim);
+        be.Linear(ffn.Receptance, null, Scratch, _ffnReceptance, n);
+        be.Activate(Activation.Sigmoid, _ffnReceptance, _ffnReceptance, n * Dim);
+        be.Binary(BinaryOp.Mul, Branch, _ffnReceptance, Branch, n * Dim, n * Dim);
+    }
+
+    /// <summary>Output layer norm and head for batch rows [first, first + count) of X, read into <paramref name="destination"/>.</summary>
+    private void Logits(int first, int count, Span<float> destination)
+    {
+        var be = Backend;
+        for (int done = 0; done < count; done += LogitsBatch)
+        {
+            int rows = Math.Min(LogitsBatch, count - done);
+            be.Copy(X, (first + done) * Dim, Normed, 0, rows * Dim);
+            be.LayerNorm(Normed, _outputNorm.Weight, _outputNorm.Bias, Normed, rows, Dim, Eps);
+            be.Linear(_head, null, Normed, _logits, rows);
+            be.Read(_logits, destination.Slice(done * _vocab, rows * _vocab));
+        }
+    }
+
+    /// <summary>A small tensor of <paramref name="length"/> elements (any shape) as host floats.</summary>
+    protected static float[] ReadVector(ITensorSource tensors, string name, int length)
+    {
+        var info = tensors.Require(name);
+        if (info.ElementCount != length)
+            throw new InvalidDataException($"tensor '{name}' has shape {info.ShapeText}, the config implies {length} elements");
+        return tensors.ReadFloat32(name);
+    }
+
+    /// <summary>
+    /// A matrix stored the way it is applied as x @ W ([<paramref name="columns"/>, <paramref name="rows"/>], RWKV's LoRA
+    /// factors), uploaded as float32 [rows, columns] for <see cref="IBackend.Linear"/>.
+    /// </summary>
+    protected IWeightMatrix TransposedMatrix(ITensorSource tensors, string name, int rows, int columns)
+    {
+        var info = tensors.Require(name);
+        if (info.ElementCount != (long)rows * columns || info.Columns != rows)
+            throw new InvalidDataException($"tensor '{name}' has shape {info.ShapeText}, expected [{columns}, {rows}]");
+        float[] stored = tensors.ReadFloat32(name);
+        var values = new float[stored.Length];
+        for (int c = 0; c < columns; c++)
+            for (int r = 0; r < rows; r++)
+                values[r * columns + c] = stored[c * rows + r];
+        return FloatMatrix(name, rows, columns, values);
+    }
+
+    /// <summary>Uploads host floats [rows, columns] as a float32 matrix.</summary>
+    protected IWeightMatrix FloatMatrix(string name, int rows, int columns, float[] values) =>
+        Backend.UploadMatrix(new TensorInfo(name, [rows, columns], WeightType.F32), MemoryMarshal.AsBytes(values.AsSpan()));
+
+    /// <summary>An integer field of config.json that the common config does not carry, or <paramref name="fallback"/>.</summary>
+    protected int RawInt(string name, int fallback) =>
+        Config.Raw is { } raw && raw.TryGetProperty(name, out var value) && value.ValueKind != System.Text.Json.JsonValueKind.Null
+            ? value.TryGetInt32(out int result) ? result : throw new InvalidDataException($"config field '{name}' must be an integer, found {value.GetRawText()}")
+            : fallback;
+
+    /// <summary>A number field of config.json that the common config does not carry, or <paramref name="fallback"/>.</summary>
+    protected double RawDouble(string name, double fallback) =>
+        Config.Raw is { } raw && raw.TryGetProperty(name, out var value) && value.ValueKind != System.Text.Json.JsonValueKind.Null
+            ? value.TryGetDouble(out double result) && double.IsFinite(result) ? result : throw new InvalidDataException($"config field '{name}' must be a number, found {value.GetRawText()}")
+            : fallback;
+
+    /// <summary>The second dimension of a LoRA factor [D, r] stored as x @ W: its rank.</summary>
+    protected static int Rank(ITensorSource tensors, string name)
+    {
+        var info = tensors.Require(name);
+        if (info.Shape.Length != 2 || info.Shape[1] <= 0)
+            throw new InvalidDataException($"tensor '{name}' has shape {info.ShapeText}, expected a matrix [hidden, rank]");
+        return (int)info.Shape[1];
+    }
+}
+
+/// <summary>
+/// The recurrent state of an RWKV model, per layer: the time-mix token shift [D] (last normed input), the WKV state
+/// and the channel-mix token shift [D]. Reset writes the initial values back.
+/// </summary>
+public sealed class RwkvState : IModelState
+{
+    private readonly IBackend _backend;
+    private readonly float[] _zeros;
+    private readonly float[] _initialWkv;
+
+    public ITensor[] TimeShift { get; }
+    public ITensor[] Wkv { get; }
+    public ITensor[] ChannelShift { get; }
+    public int Position { get; internal set; }
+
+    internal RwkvState(IBackend backend, int layers, int dim, float[] initialWkv)
+    {
+        _backend = backend;
+        _zeros = new float[dim];
+        _initialWkv = initialWkv;
+        TimeShift = Enumerable.Range(0, layers).Select(_ => backend.Allocate(dim)).ToArray();
+        Wkv = Enumerable.Range(0, layers).Select(_ => backend.Allocate(initialWkv.Length)).ToArray();
+        ChannelShift = Enumerable.Range(0, layers).Select(_ => backend.Allocate(dim)).ToArray();
+        Reset();
+    }
+
+    public void Reset()
+    {
+        for (int i = 0; i < Wkv.Length; i++)
+        {
+            _backend.Write(TimeShift[i], 0, _zeros);
+            _backend.Write(Wkv[i], 0, _initialWkv);
+            _backend.Write(ChannelShift[i], 0, _zeros);
+        }
+        Position = 0;
+    }
+}
