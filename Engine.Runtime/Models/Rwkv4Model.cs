@@ -33,7 +33,7 @@ public sealed class Rwkv4Model : RwkvModel
         _rescaleEvery = RawInt("rescale_every", DefaultRescaleEvery);
         if (_attention <= 0) throw new InvalidDataException($"attention_hidden_size {_attention} is not positive");
 
-        ITensor Complement(string name) => backend.UploadVector(ReadVector(tensors, name, Dim).Select(m => 1 - m).ToArray());
+        ITensor Complement(string name) => backend.UploadVector(Loader.Floats(name, Dim).Select(m => 1 - m).ToArray());
 
         _layers = new Layer[LayerCount];
         for (int i = 0; i < LayerCount; i++)
@@ -42,7 +42,7 @@ public sealed class Rwkv4Model : RwkvModel
             int halvings = _rescaleEvery > 0 ? i / _rescaleEvery : 0;
             _layers[i] = new Layer(
                 Complement(a + "time_mix_key"), Complement(a + "time_mix_value"), Complement(a + "time_mix_receptance"),
-                backend.UploadVector(ReadVector(tensors, a + "time_decay", _attention).Select(w => -MathF.Exp(w)).ToArray()),
+                backend.UploadVector(Loader.Floats(a + "time_decay", _attention).Select(w => -MathF.Exp(w)).ToArray()),
                 Loader.Vector(a + "time_first", _attention),
                 Loader.Matrix(a + "key.weight", _attention, Dim),
                 Loader.Matrix(a + "value.weight", _attention, Dim),

@@ -35,15 +35,12 @@ public sealed class Rwkv6Model : RwkvModel
     public Rwkv6Model(ModelConfig config, ITensorSource tensors, IBackend backend, ModelOptions options)
         : base(config, tensors, backend, options, "", "emb.weight", "ln0", FeedForwardSizeOf(config, tensors, "blocks.0.ffn.key.weight"))
     {
-        var first = tensors.Require("blocks.0.att.time_faaaa");
-        if (first.Shape.Length != 2)
-            throw new InvalidDataException($"tensor 'blocks.0.att.time_faaaa' has shape {first.ShapeText}, expected [heads, head size]");
-        (_heads, _headSize) = ((int)first.Shape[0], (int)first.Shape[1]);
-        if (config.HeadDim > 0 && config.HeadDim != _headSize)
-            throw new InvalidDataException($"config head_size {config.HeadDim} differs from time_faaaa's {_headSize}");
+        // Heads and head size from the config, else from time_faaaa [H, S].
+        _heads = Loader.Size(config.HeadCount, "blocks.0.att.time_faaaa", 0);
+        _headSize = Loader.Size(config.HeadDim, "blocks.0.att.time_faaaa", 1);
         _attention = _heads * _headSize;
-        _mixRank = Rank(tensors, "blocks.0.att.time_maa_w1") / MixNames.Length;
-        _decayRank = Rank(tensors, "blocks.0.att.time_decay_w1");
+        _mixRank = Loader.Size(RawInt("d_mix_lora", 0) * MixNames.Length, "blocks.0.att.time_maa_w1", 1) / MixNames.Length;
+        _decayRank = Rank("d_decay_lora", "blocks.0.att.time_decay_w1");
         // Training norms x / head_size_divisor with eps 1e-5: the same as x itself with eps 1e-5 · divisor².
         _groupNormEps = (float)RawDouble("group_norm_epsilon", 1e-5 * Math.Pow(RawDouble("head_size_divisor", 8), 2));
 
@@ -51,15 +48,15 @@ public sealed class Rwkv6Model : RwkvModel
         for (int i = 0; i < LayerCount; i++)
         {
             string a = Block("", i) + "att.", f = Block("", i) + "ffn.";
-            float[] mixBias = MixNames.SelectMany(m => ReadVector(tensors, a + "time_maa_" + m, Dim)).ToArray();
+            float[] mixBias = MixNames.SelectMany(m => Loader.Floats(a + "time_maa_" + m, Dim)).ToArray();
             _layers[i] = new Layer(
                 Loader.Vector(a + "time_maa_x", Dim),
                 backend.UploadVector(mixBias),
-                TransposedMatrix(tensors, a + "time_maa_w1", MixNames.Length * _mixRank, Dim),
-                MixUp(tensors, a + "time_maa_w2"),
+                TransposedMatrix(a + "time_maa_w1", MixNames.Length * _mixRank, Dim),
+                MixUp(a + "time_maa_w2"),
                 Loader.Vector(a + "time_decay", _attention),
-                TransposedMatrix(tensors, a + "time_decay_w1", _decayRank, Dim),
-                TransposedMatrix(tensors, a + "time_decay_w2", _attention, _decayRank),
+                TransposedMatrix(a + "time_decay_w1", _decayRank, Dim),
+                TransposedMatrix(a + "time_decay_w2", _attention, _decayRank),
                 Loader.Vector(a + "time_faaaa", _attention),
                 Loader.Matrix(a + "receptance.weight", _attention, Dim),
                 Loader.Matrix(a + "key.weight", _attention, Dim),
@@ -83,13 +80,10 @@ public sealed class Rwkv6Model : RwkvModel
     }
 
     /// <summary>time_maa_w2 [5, L, D] as one block-diagonal matrix [5D, 5L], so one Linear gives all five mixes.</summary>
-    private IWeightMatrix MixUp(ITensorSource tensors, string name)
+    private IWeightMatrix MixUp(string name)
     {
         int groups = MixNames.Length;
-        var info = tensors.Require(name);
-        if (info.Shape.Length != 3 || info.Shape[0] != groups || info.Shape[1] != _mixRank || info.Shape[2] != Dim)
-            throw new InvalidDataException($"tensor '{name}' has shape {info.ShapeText}, expected [{groups}, {_mixRank}, {Dim}]");
-        float[] stored = tensors.ReadFloat32(name);
+        float[] stored = Loader.Floats(name, [groups, _mixRank, Dim]);
         int columns = groups * _mixRank;
         var values = new float[groups * Dim * columns];
         for (int g = 0; g < groups; g++)

@@ -38,19 +38,16 @@ public sealed class Rwkv7Model : RwkvModel
     public Rwkv7Model(ModelConfig config, ITensorSource tensors, IBackend backend, ModelOptions options)
         : base(config, tensors, backend, options, "", "emb.weight", "ln0", FeedForwardSizeOf(config, tensors, "blocks.0.ffn.key.weight"))
     {
-        var bonusInfo = tensors.Require("blocks.0.att.r_k");
-        if (bonusInfo.Shape.Length != 2)
-            throw new InvalidDataException($"tensor 'blocks.0.att.r_k' has shape {bonusInfo.ShapeText}, expected [heads, head size]");
-        (_heads, _headSize) = ((int)bonusInfo.Shape[0], (int)bonusInfo.Shape[1]);
-        if (config.HeadDim > 0 && config.HeadDim != _headSize)
-            throw new InvalidDataException($"config head_size {config.HeadDim} differs from r_k's {_headSize}");
+        // Heads and head size from the config, else from r_k [H, S].
+        _heads = Loader.Size(config.HeadCount, "blocks.0.att.r_k", 0);
+        _headSize = Loader.Size(config.HeadDim, "blocks.0.att.r_k", 1);
         _attention = _heads * _headSize;
         _groupNormEps = (float)RawDouble("group_norm_epsilon", 64e-5);
 
-        Lora LoadLora(string a, string name, bool withBias)
+        Lora LoadLora(string a, string name, string rankField, bool withBias)
         {
-            int rank = Rank(tensors, a + name + "1");
-            return new Lora(TransposedMatrix(tensors, a + name + "1", rank, Dim), TransposedMatrix(tensors, a + name + "2", _attention, rank),
+            int rank = Rank(rankField, a + name + "1");
+            return new Lora(TransposedMatrix(a + name + "1", rank, Dim), TransposedMatrix(a + name + "2", _attention, rank),
                 withBias ? Loader.Vector(a + name + "0", _attention) : null);
         }
 
@@ -58,16 +55,16 @@ public sealed class Rwkv7Model : RwkvModel
         for (int i = 0; i < LayerCount; i++)
         {
             string a = Block("", i) + "att.", f = Block("", i) + "ffn.";
-            float[] keyRate = ReadVector(tensors, a + "k_a", _attention);
+            float[] keyRate = Loader.Floats(a + "k_a", _attention);
             _layers[i] = new Layer(
                 Loader.Vector(a + "x_r", Dim), Loader.Vector(a + "x_w", Dim), Loader.Vector(a + "x_k", Dim),
                 Loader.Vector(a + "x_v", Dim), Loader.Vector(a + "x_a", Dim), Loader.Vector(a + "x_g", Dim),
-                LoadLora(a, "w", true), LoadLora(a, "a", true), LoadLora(a, "g", false),
-                i > 0 ? LoadLora(a, "v", true) : null,
+                LoadLora(a, "w", "d_decay_lora", true), LoadLora(a, "a", "d_aaa_lora", true), LoadLora(a, "g", "d_gate_lora", false),
+                i > 0 ? LoadLora(a, "v", "d_mv_lora", true) : null,
                 Loader.Vector(a + "k_k", _attention),
                 backend.UploadVector(keyRate),
                 backend.UploadVector(keyRate.Select(v => 1 - v).ToArray()),
-                BonusMatrix(ReadVector(tensors, a + "r_k", _attention), a + "r_k"),
+                BonusMatrix(Loader.Floats(a + "r_k", _attention), a + "r_k"),
                 Loader.Matrix(a + "receptance.weight", _attention, Dim),
                 Loader.Matrix(a + "key.weight", _attention, Dim),
                 Loader.Matrix(a + "value.weight", _attention, Dim),

@@ -233,25 +233,13 @@ public abstract class RwkvModel : ILanguageModel
         }
     }
 
-    /// <summary>A small tensor of <paramref name="length"/> elements (any shape) as host floats.</summary>
-    protected static float[] ReadVector(ITensorSource tensors, string name, int length)
-    {
-        var info = tensors.Require(name);
-        if (info.ElementCount != length)
-            throw new InvalidDataException($"tensor '{name}' has shape {info.ShapeText}, the config implies {length} elements");
-        return tensors.ReadFloat32(name);
-    }
-
     /// <summary>
     /// A matrix stored the way it is applied as x @ W ([<paramref name="columns"/>, <paramref name="rows"/>], RWKV's LoRA
     /// factors), uploaded as float32 [rows, columns] for <see cref="IBackend.Linear"/>.
     /// </summary>
-    protected IWeightMatrix TransposedMatrix(ITensorSource tensors, string name, int rows, int columns)
+    protected IWeightMatrix TransposedMatrix(string name, int rows, int columns)
     {
-        var info = tensors.Require(name);
-        if (info.ElementCount != (long)rows * columns || info.Columns != rows)
-            throw new InvalidDataException($"tensor '{name}' has shape {info.ShapeText}, expected [{columns}, {rows}]");
-        float[] stored = tensors.ReadFloat32(name);
+        float[] stored = Loader.Floats(name, [columns, rows]);
         var values = new float[stored.Length];
         for (int c = 0; c < columns; c++)
             for (int r = 0; r < rows; r++)
@@ -275,14 +263,8 @@ public abstract class RwkvModel : ILanguageModel
             ? value.TryGetDouble(out double result) && double.IsFinite(result) ? result : throw new InvalidDataException($"config field '{name}' must be a number, found {value.GetRawText()}")
             : fallback;
 
-    /// <summary>The second dimension of a LoRA factor [D, r] stored as x @ W: its rank.</summary>
-    protected static int Rank(ITensorSource tensors, string name)
-    {
-        var info = tensors.Require(name);
-        if (info.Shape.Length != 2 || info.Shape[1] <= 0)
-            throw new InvalidDataException($"tensor '{name}' has shape {info.ShapeText}, expected a matrix [hidden, rank]");
-        return (int)info.Shape[1];
-    }
+    /// <summary>The rank of a LoRA factor [D, r] stored as x @ W: the config's <paramref name="field"/>, else its second dimension.</summary>
+    protected int Rank(string field, string name) => Loader.Size(RawInt(field, 0), name, 1);
 }
 
 /// <summary>

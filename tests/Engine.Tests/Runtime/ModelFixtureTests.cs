@@ -1,4 +1,5 @@
 using Engine.Runtime;
+using Engine.Tests.Formats;
 using Xunit;
 
 namespace Engine.Tests.Runtime;
@@ -67,38 +68,40 @@ public sealed class ModelFixtureTests
 
     /// <summary>
     /// The one session API, whatever the state holds (a KV cache, a recurrent state): a prompt fed in batches smaller
-    /// than it, in two calls, or token by token gives the logits of one call, and a reset state starts afresh.
+    /// than it, in several calls after a reset, or token by token gives the logits of one call.
     /// </summary>
     [Theory]
-    [MemberData(nameof(Folders))]
-    public void A_prompt_fed_in_pieces_equals_one_call_and_reset_starts_afresh(string folder)
+    [MemberData(nameof(HfCases))]
+    public void A_prompt_fed_in_pieces_equals_one_call(string folder, BackendKind backend)
     {
         string path = TestPaths.Shared(folder.Split('/'));
-        int[] prompt = new ReferenceFile(Path.Combine(path, "reference.json")).InputIds;
-        using var whole = ModelLoader.Load(path, new ModelOptions { MaxContext = 64 });
-        using var batched = ModelLoader.Load(path, new ModelOptions { MaxContext = 64, MaxBatch = 3 });
-        int vocab = whole.Config.VocabSize;
-        float[] Last(ILanguageModel model, IModelState state, params int[][] pieces)
+        int[] prompt = Enumerable.Range(0, 40).Select(i => (i * 37 + 11) % 256).ToArray();
+        float[] AllLogits(int maxBatch, int[] pieces, bool resetFirst = false)
         {
-            var logits = new float[vocab];
-            foreach (var piece in pieces) model.Forward(state, piece, logits, allPositions: false);
-            Assert.Equal(pieces.Sum(p => p.Length), state.Position);
+            using var model = ModelLoader.Load(path, new ModelOptions { Backend = backend, MaxContext = 64, MaxBatch = maxBatch });
+            int vocab = model.Config.VocabSize;
+            var state = model.CreateState();
+            var logits = new float[prompt.Length * vocab];
+            if (resetFirst)
+            {
+                model.Forward(state, prompt.AsSpan(0, 9), logits.AsSpan(0, 9 * vocab), allPositions: true);
+                state.Reset();
+                Assert.Equal(0, state.Position);
+            }
+            int start = 0;
+            foreach (int count in pieces)
+            {
+                model.Forward(state, prompt.AsSpan(start, count), logits.AsSpan(start * vocab, count * vocab), allPositions: true);
+                start += count;
+            }
+            Assert.Equal(prompt.Length, state.Position);
             return logits;
         }
-        var state = whole.CreateState();
-        float[] expected = Last(whole, state, prompt);
-        int half = prompt.Length / 2;
-        var others = new List<(string How, float[] Logits)>
-        {
-            ("in batches of 3", Last(batched, batched.CreateState(), prompt)),
-            ("in two calls", Last(whole, whole.CreateState(), prompt[..half], prompt[half..])),
-            ("token by token", Last(whole, whole.CreateState(), prompt.Select(t => new[] { t }).ToArray())),
-        };
-        state.Reset();
-        others.Add(("after a reset", Last(whole, state, prompt)));
-        foreach (var (how, logits) in others)
-            for (int i = 0; i < vocab; i++)
-                Assert.True(Math.Abs(expected[i] - logits[i]) <= 3e-4f * Math.Max(1, Math.Abs(expected[i])), $"{folder} fed {how}: logit {i} is {logits[i]}, not {expected[i]}");
+
+        float[] whole = AllLogits(64, [prompt.Length]);
+        WeightFormatChecks.AssertClose(whole, AllLogits(7, [prompt.Length]), 1e-4, $"{folder} in batches of 7");
+        WeightFormatChecks.AssertClose(whole, AllLogits(64, [3, 10, 27], resetFirst: true), 1e-4, $"{folder} in three calls after a reset");
+        WeightFormatChecks.AssertClose(whole, AllLogits(64, Enumerable.Repeat(1, prompt.Length).ToArray()), 1e-4, $"{folder} token by token");
     }
 
     [Theory]

@@ -6,83 +6,15 @@ using Xunit;
 namespace Engine.Tests.Runtime;
 
 /// <summary>
-/// The RWKV models' recurrent state: a prompt fed in pieces, token by token or in small batches equals one call,
-/// Reset starts over, RWKV-4's rescaling keeps the logits, a Vulkan decode step is one submission, and RWKV-7 files with layer 0's unused value-residual
-/// tensors load as the ones without.
+/// What only RWKV has (its state in pieces and per decode step is checked for every architecture by
+/// <see cref="ModelFixtureTests"/>): RWKV-4's rescaling keeps the logits, and RWKV-7 files with layer 0's unused
+/// value-residual tensors load as the ones without.
 /// </summary>
 public sealed class RwkvModelTests : IDisposable
 {
-    private static readonly string[] Folders = ["fixtures/hf-tiny/rwkv4", "fixtures/rwkv/rwkv6", "fixtures/rwkv/rwkv7"];
-
     private readonly TempDirectory _temp = new();
 
     public void Dispose() => _temp.Dispose();
-
-    public static TheoryData<string, BackendKind> Cases()
-    {
-        var cases = new TheoryData<string, BackendKind>();
-        foreach (string folder in Folders)
-            foreach (var backend in new[] { BackendKind.Vulkan, BackendKind.Cpu })
-                cases.Add(folder, backend);
-        return cases;
-    }
-
-    public static TheoryData<string> FolderCases() => new(Folders);
-
-    [Theory]
-    [MemberData(nameof(Cases))]
-    public void Pieces_equal_the_whole_prompt(string folder, BackendKind backend)
-    {
-        string path = TestPaths.Shared(folder.Split('/'));
-        int[] prompt = Enumerable.Range(0, 40).Select(i => (i * 37 + 11) % 256).ToArray();
-        float[] AllLogits(int maxBatch, int[] pieces, bool resetFirst = false)
-        {
-            using var model = ModelLoader.Load(path, new ModelOptions { Backend = backend, MaxBatch = maxBatch });
-            int vocab = model.Config.VocabSize;
-            var state = model.CreateState();
-            var logits = new float[prompt.Length * vocab];
-            if (resetFirst)
-            {
-                model.Forward(state, prompt.AsSpan(0, 9), logits.AsSpan(0, 9 * vocab), allPositions: true);
-                state.Reset();
-                Assert.Equal(0, state.Position);
-            }
-            int start = 0;
-            foreach (int count in pieces)
-            {
-                model.Forward(state, prompt.AsSpan(start, count), logits.AsSpan(start * vocab, count * vocab), allPositions: true);
-                start += count;
-            }
-            Assert.Equal(prompt.Length, state.Position);
-            return logits;
-        }
-
-        float[] whole = AllLogits(64, [prompt.Length]);
-        WeightFormatChecks.AssertClose(whole, AllLogits(7, [prompt.Length]), 1e-5, $"{folder} in batches of 7");
-        WeightFormatChecks.AssertClose(whole, AllLogits(64, [3, 10, 27], resetFirst: true), 1e-5, $"{folder} in three calls after a reset");
-        WeightFormatChecks.AssertClose(whole, AllLogits(64, Enumerable.Repeat(1, prompt.Length).ToArray()), 1e-5, $"{folder} token by token");
-    }
-
-    [Theory]
-    [MemberData(nameof(FolderCases))]
-    public void A_vulkan_decode_step_is_one_submission_reusing_its_descriptor_sets(string folder)
-    {
-        using var model = ModelLoader.Load(TestPaths.Shared(folder.Split('/')), new ModelOptions { MaxContext = 32 });
-        var backend = Assert.IsType<Engine.Runtime.Vulkan.VulkanBackend>(model.Backend);
-        var state = model.CreateState();
-        var logits = new float[model.Config.VocabSize];
-        model.Forward(state, [1, 2, 3], logits, allPositions: false);
-        model.Forward(state, [4], logits, allPositions: false);
-        int sets = backend.DescriptorSetCount;
-        for (int step = 0; step < 3; step++)
-        {
-            backend.Recorder.ResetCounters();
-            model.Forward(state, [5 + step], logits, allPositions: false);
-            Assert.Equal(1, backend.Recorder.Submissions);
-            Assert.True(backend.Recorder.DispatchCount > 20 * model.Config.LayerCount);
-        }
-        Assert.Equal(sets, backend.DescriptorSetCount);
-    }
 
     [Fact]
     public void Rwkv4_rescaled_every_block_matches_the_unscaled_reference()
