@@ -16,6 +16,8 @@ public static class ArchitectureRegistry
         ["mistral"] = (c, t, b, o) => new LlamaModel(c, t, b, o),
         ["qwen2"] = (c, t, b, o) => new LlamaModel(c, t, b, o),
         ["qwen3"] = (c, t, b, o) => new LlamaModel(c, t, b, o),
+        ["mamba"] = (c, t, b, o) => new MambaModel(c, t, b, o),
+        ["mamba2"] = (c, t, b, o) => new Mamba2Model(c, t, b, o),
     };
 
     public static IReadOnlyCollection<string> Names => Factories.Keys;

@@ -342,6 +342,51 @@ public sealed unsafe class VulkanBackend : IBackend
         _recorder.Copy(from.Buffer, from.Offset, to.Buffer, to.Offset, Math.Min(from.Size, to.Size));
     }
 
+    public void CausalConv1d(RowView x, ITensor weight, ITensor? bias, ITensor state, ITensor y, int tokens, int channels, int kernel)
+    {
+        if (kernel < 2) throw new ArgumentOutOfRangeException(nameof(kernel), kernel, "a causal convolution with carried state needs a kernel of at least 2");
+        var kernelObject = Kernel("conv1d", 5, (uint)sizeof(Conv1dPush));
+        var push = new Conv1dPush((uint)tokens, (uint)channels, (uint)kernel, (uint)x.Offset, (uint)x.Stride, bias is null ? 0u : 1u);
+        var (gx, gy) = Groups(((uint)channels + 63) / 64);
+        _recorder.Dispatch(kernelObject, [Tensor(x.Tensor).Slice, Tensor(weight).Slice, bias is null ? Whole(_empty) : Tensor(bias).Slice, Tensor(state).Slice, Tensor(y).Slice],
+            [Access.Read, Access.Read, Access.Read, Access.Write, Access.Write], push, gx, gy);
+    }
+
+    public void SelectiveScan(SsmInputs inputs, ITensor state, ITensor y, int tokens) => Scan("selective_scan", inputs, state, y, tokens, 0);
+
+    public void SsdScan(SsmInputs inputs, ITensor state, ITensor y, int tokens, int chunkSize)
+    {
+        // The shader keeps a chunk's decays and a channel's state in shared memory of these sizes.
+        const int maxChunk = 256, maxState = 256;
+        if (!inputs.ScalarDecay) throw new ArgumentException("the chunked scan needs one decay rate per head");
+        if (chunkSize <= 0 || chunkSize > maxChunk || inputs.StateSize > maxState)
+            throw new NotSupportedException($"chunk size {chunkSize} and state size {inputs.StateSize}: the chunked scan shader takes 1..{maxChunk} and up to {maxState}");
+        Scan("ssd_scan", inputs, state, y, tokens, chunkSize);
+    }
+
+    /// <summary>One workgroup per channel; both scan forms share bindings and push constants.</summary>
+    private void Scan(string name, SsmInputs s, ITensor state, ITensor y, int tokens, int chunkSize)
+    {
+        s.Validate();
+        var kernel = Kernel(name, 10, (uint)sizeof(ScanPush), _reduceWorkgroup);
+        var push = new ScanPush
+        {
+            Tokens = (uint)tokens, Heads = (uint)s.Heads, HeadDim = (uint)s.HeadDim, StateSize = (uint)s.StateSize, Groups = (uint)s.Groups,
+            XOffset = (uint)s.X.Offset, XStride = (uint)s.X.Stride, DtOffset = (uint)s.Dt.Offset, DtStride = (uint)s.Dt.Stride,
+            BOffset = (uint)s.B.Offset, BStride = (uint)s.B.Stride, COffset = (uint)s.C.Offset, CStride = (uint)s.C.Stride,
+            ZOffset = (uint)s.Z.Offset, ZStride = (uint)s.Z.Stride, ScalarDecay = s.ScalarDecay ? 1u : 0u,
+            DtMin = s.DtMin, DtMax = s.DtMax, Chunk = (uint)chunkSize,
+        };
+        var (gx, gy) = Groups((uint)s.Channels);
+        _recorder.Dispatch(kernel,
+            [Tensor(s.X.Tensor).Slice, Tensor(s.Dt.Tensor).Slice, Tensor(s.B.Tensor).Slice, Tensor(s.C.Tensor).Slice, Tensor(s.Z.Tensor).Slice,
+             Tensor(s.DtBias).Slice, Tensor(s.A).Slice, Tensor(s.D).Slice, Tensor(state).Slice, Tensor(y).Slice],
+            ScanAccess, push, gx, gy);
+    }
+
+    private static readonly Access[] ScanAccess =
+        [Access.Read, Access.Read, Access.Read, Access.Read, Access.Read, Access.Read, Access.Read, Access.Read, Access.Write, Access.Write];
+
     public void Softmax(ITensor x, int rows, int cols)
     {
         var kernel = Kernel("softmax", 1, (uint)sizeof(SoftmaxPush), _reduceWorkgroup);
@@ -441,6 +486,30 @@ public sealed unsafe class VulkanBackend : IBackend
         public uint SourceStride { get; init; }
         public uint DestinationOffset { get; init; }
         public uint DestinationStride { get; init; }
+    }
+    private readonly record struct Conv1dPush(uint Tokens, uint Channels, uint Kernel, uint XOffset, uint XStride, uint HasBias);
+
+    private readonly record struct ScanPush
+    {
+        public uint Tokens { get; init; }
+        public uint Heads { get; init; }
+        public uint HeadDim { get; init; }
+        public uint StateSize { get; init; }
+        public uint Groups { get; init; }
+        public uint XOffset { get; init; }
+        public uint XStride { get; init; }
+        public uint DtOffset { get; init; }
+        public uint DtStride { get; init; }
+        public uint BOffset { get; init; }
+        public uint BStride { get; init; }
+        public uint COffset { get; init; }
+        public uint CStride { get; init; }
+        public uint ZOffset { get; init; }
+        public uint ZStride { get; init; }
+        public uint ScalarDecay { get; init; }
+        public float DtMin { get; init; }
+        public float DtMax { get; init; }
+        public uint Chunk { get; init; }
     }
     private readonly record struct SoftmaxPush(uint Rows, uint Cols);
     private readonly record struct HadamardPush(uint RowLength, uint SourceLength, uint Block, uint OutputSide, uint HasBias);

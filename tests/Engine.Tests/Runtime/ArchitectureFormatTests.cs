@@ -23,6 +23,8 @@ public sealed class ArchitectureFormatTests : IDisposable
                  {
                      "fixtures/hf-tiny/llama",
                      "fixtures/hf-tiny/qwen2",
+                     "fixtures/hf-tiny/mamba",
+                     "fixtures/hf-tiny/mamba2",
                  })
             foreach (string format in new[] { "q4", "sefp" })
                 cases.Add(folder, format);

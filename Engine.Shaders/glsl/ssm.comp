@@ -1,0 +1,201 @@
+#version 450
+// State-space model ops (Mamba), one variant per op; the math is the C# reference's (CpuBackend, SsmInputs):
+//   CONV1D: causal depthwise conv + SiLU, one invocation per channel, carrying its last K-1 inputs in `state`.
+//   SCAN:   the selective scan token after token, one workgroup per channel, its invocations over state columns.
+//   SSD:    Mamba-2's chunked form, one workgroup per channel: per chunk, the quadratic intra-chunk sum plus the
+//           decayed contribution of the state carried in from earlier chunks, then the state passed on.
+
+#if defined(CONV1D)
+layout(local_size_x = 64) in;
+
+layout(std430, binding = 0) readonly buffer X { float x[]; };
+layout(std430, binding = 1) readonly buffer W { float w[]; };
+layout(std430, binding = 2) readonly buffer Bias { float bias[]; };
+layout(std430, binding = 3) buffer State { float state[]; };
+layout(std430, binding = 4) writeonly buffer Y { float y[]; };
+
+layout(push_constant) uniform Push
+{
+    uint tokens;
+    uint channels;
+    uint kernel;
+    uint xOffset;
+    uint xStride;
+    uint hasBias;
+} p;
+
+// Input s of the batch; negative s reaches back into the channel's carried history.
+float input_at(uint c, int s)
+{
+    uint history = p.kernel - 1u;
+    return s >= 0 ? x[p.xOffset + uint(s) * p.xStride + c] : state[c * history + uint(int(history) + s)];
+}
+
+void main()
+{
+    uint c = gl_GlobalInvocationID.x + gl_GlobalInvocationID.y * gl_NumWorkGroups.x * gl_WorkGroupSize.x;
+    if (c >= p.channels) return;
+    int history = int(p.kernel) - 1;
+    for (uint t = 0u; t < p.tokens; t++)
+    {
+        float sum = p.hasBias != 0u ? bias[c] : 0.0;
+        for (uint k = 0u; k < p.kernel; k++) sum += w[c * p.kernel + k] * input_at(c, int(t) - history + int(k));
+        y[t * p.channels + c] = sum / (1.0 + exp(-sum));
+    }
+    // Ascending j reads history slots above j before they are overwritten.
+    for (int j = 0; j < history; j++) state[c * uint(history) + uint(j)] = input_at(c, int(p.tokens) - history + j);
+}
+
+#elif defined(SCAN) || defined(SSD)
+layout(local_size_x_id = 0) in;
+layout(constant_id = 0) const uint WORKGROUP = 64;
+
+layout(std430, binding = 0) readonly buffer X { float xs[]; };
+layout(std430, binding = 1) readonly buffer Dt { float dts[]; };
+layout(std430, binding = 2) readonly buffer B { float bs[]; };
+layout(std430, binding = 3) readonly buffer C { float cs[]; };
+layout(std430, binding = 4) readonly buffer Z { float zs[]; };
+layout(std430, binding = 5) readonly buffer DtBias { float dtBias[]; };
+layout(std430, binding = 6) readonly buffer A { float as_[]; };
+layout(std430, binding = 7) readonly buffer D { float ds[]; };
+layout(std430, binding = 8) buffer State { float state[]; };
+layout(std430, binding = 9) writeonly buffer Y { float y[]; };
+
+layout(push_constant) uniform Push
+{
+    uint tokens;
+    uint heads;
+    uint headDim;
+    uint stateSize;
+    uint groups;
+    uint xOffset;
+    uint xStride;
+    uint dtOffset;
+    uint dtStride;
+    uint bOffset;
+    uint bStride;
+    uint cOffset;
+    uint cStride;
+    uint zOffset;
+    uint zStride;
+    uint scalarDecay;
+    float dtMin;
+    float dtMax;
+    uint chunk;
+} p;
+
+shared float partial[WORKGROUP];
+
+float row_sum(float value)
+{
+    uint tid = gl_LocalInvocationID.x;
+    partial[tid] = value;
+    barrier();
+    for (uint s = WORKGROUP / 2u; s > 0u; s >>= 1)
+    {
+        if (tid < s) partial[tid] += partial[tid + s];
+        barrier();
+    }
+    float total = partial[0];
+    barrier();
+    return total;
+}
+
+float x_at(uint t, uint c) { return xs[p.xOffset + t * p.xStride + c]; }
+float b_at(uint t, uint g, uint n) { return bs[p.bOffset + t * p.bStride + g * p.stateSize + n]; }
+float c_at(uint t, uint g, uint n) { return cs[p.cOffset + t * p.cStride + g * p.stateSize + n]; }
+float decay(uint h, uint n) { return p.scalarDecay != 0u ? as_[h] : as_[h * p.stateSize + n]; }
+
+// dt = clamp(softplus(raw + bias), dtMin, dtMax), softplus linear above 20 as PyTorch's.
+float step_size(uint t, uint h)
+{
+    float v = dts[p.dtOffset + t * p.dtStride + h] + dtBias[h];
+    return clamp(v > 20.0 ? v : log(1.0 + exp(v)), p.dtMin, p.dtMax);
+}
+
+void write_output(uint t, uint c, uint h, float scanned)
+{
+    float z = zs[p.zOffset + t * p.zStride + c];
+    y[t * p.heads * p.headDim + c] = (scanned + ds[h] * x_at(t, c)) * (z / (1.0 + exp(-z)));
+}
+
+#if defined(SCAN)
+void main()
+{
+    uint c = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
+    if (c >= p.heads * p.headDim) return;
+    uint tid = gl_LocalInvocationID.x;
+    uint h = c / p.headDim, g = h / (p.heads / p.groups);
+    for (uint t = 0u; t < p.tokens; t++)
+    {
+        float dt = step_size(t, h), x = x_at(t, c), sum = 0.0;
+        for (uint n = tid; n < p.stateSize; n += WORKGROUP)
+        {
+            float s = exp(dt * decay(h, n)) * state[c * p.stateSize + n] + dt * b_at(t, g, n) * x;
+            state[c * p.stateSize + n] = s;
+            sum += s * c_at(t, g, n);
+        }
+        sum = row_sum(sum);
+        if (tid == 0u) write_output(t, c, h, sum);
+    }
+}
+
+#else
+const uint MAX_STATE = 256;
+const uint MAX_CHUNK = 256;
+shared float carried[MAX_STATE];   // this channel's state entering the chunk
+shared float logDecay[MAX_CHUNK];  // Σ dt·A from the chunk's start through each token
+shared float dtx[MAX_CHUNK];       // dt·x of each token
+
+void main()
+{
+    uint c = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
+    if (c >= p.heads * p.headDim) return;
+    uint tid = gl_LocalInvocationID.x;
+    uint h = c / p.headDim, g = h / (p.heads / p.groups);
+    float a = as_[h];
+    for (uint n = tid; n < p.stateSize; n += WORKGROUP) carried[n] = state[c * p.stateSize + n];
+    for (uint start = 0u; start < p.tokens; start += p.chunk)
+    {
+        uint length = min(p.chunk, p.tokens - start);
+        for (uint i = tid; i < length; i += WORKGROUP)
+        {
+            float dt = step_size(start + i, h);
+            logDecay[i] = dt * a;
+            dtx[i] = dt * x_at(start + i, c);
+        }
+        barrier();
+        if (tid == 0u)
+            for (uint i = 1u; i < length; i++) logDecay[i] += logDecay[i - 1u];
+        barrier();
+        for (uint i = tid; i < length; i += WORKGROUP)
+        {
+            uint t = start + i;
+            float sum = 0.0;
+            for (uint s = 0u; s <= i; s++)
+            {
+                float cb = 0.0;
+                for (uint n = 0u; n < p.stateSize; n++) cb += c_at(t, g, n) * b_at(start + s, g, n);
+                sum += cb * exp(logDecay[i] - logDecay[s]) * dtx[s];
+            }
+            float before = 0.0;
+            for (uint n = 0u; n < p.stateSize; n++) before += c_at(t, g, n) * carried[n];
+            write_output(t, c, h, sum + exp(logDecay[i]) * before);
+        }
+        barrier();
+        float last = logDecay[length - 1u];
+        for (uint n = tid; n < p.stateSize; n += WORKGROUP)
+        {
+            float value = exp(last) * carried[n];
+            for (uint s = 0u; s < length; s++) value += exp(last - logDecay[s]) * dtx[s] * b_at(start + s, g, n);
+            carried[n] = value;
+        }
+        barrier();
+    }
+    for (uint n = tid; n < p.stateSize; n += WORKGROUP) state[c * p.stateSize + n] = carried[n];
+}
+#endif
+
+#else
+#error "define CONV1D, SCAN or SSD"
+#endif
