@@ -27,6 +27,16 @@ public sealed record SsmInputs(
     /// <summary>True when A has one rate per head rather than one per (head, state column).</summary>
     public bool ScalarDecay => A.Length == Heads;
 
+    /// <summary>The same inputs from token <paramref name="token"/> on.</summary>
+    public SsmInputs From(int token) => this with
+    {
+        X = X with { Offset = X.Offset + token * X.Stride },
+        Dt = Dt with { Offset = Dt.Offset + token * Dt.Stride },
+        B = B with { Offset = B.Offset + token * B.Stride },
+        C = C with { Offset = C.Offset + token * C.Stride },
+        Z = Z with { Offset = Z.Offset + token * Z.Stride },
+    };
+
     /// <summary>Throws when the sizes do not fit together.</summary>
     public void Validate()
     {

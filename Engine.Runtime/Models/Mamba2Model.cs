@@ -14,7 +14,9 @@ public sealed class Mamba2Model : SsmModel
     {
         public required IWeightMatrix InProj { get; init; }   // [E + (E + 2GN) + H, D]: z, x·B·C, dt
         public required ITensor ConvWeight { get; init; }     // [E + 2GN][K]
-        public ITensor? ConvBias { get; init; }               // [E + 2GN]
+        public ITensor? ConvBias { get; init; }               // [E + 2GN] (use_conv_bias)
+        public ITensor? InBias { get; init; }                 // (use_bias)
+        public ITensor? OutBias { get; init; }                // [D] (use_bias)
         public required ITensor Norm { get; init; }           // [E], G groups of E/G
         public required IWeightMatrix OutProj { get; init; }  // [D, E]
         public required SsmInputs Scan { get; init; }
@@ -40,6 +42,7 @@ public sealed class Mamba2Model : SsmModel
     {
         var raw = new RawFields(config);
         raw.RequireSilu();
+        bool bias = raw.Flag("use_bias", false), convBias = raw.Flag("use_conv_bias", true);
         _inner = (int)(raw.Number("expand", 2) * Dim);
         int heads = raw.Positive("num_heads");
         int headDim = raw.Positive("head_dim", 64);
@@ -73,7 +76,9 @@ public sealed class Mamba2Model : SsmModel
             {
                 InProj = loader.Matrix(p + "in_proj.weight", projection, Dim),
                 ConvWeight = ConvWeight(tensors, loader, p + "conv1d.weight", _convChannels, _kernel),
-                ConvBias = loader.OptionalVector(p + "conv1d.bias", _convChannels),
+                ConvBias = convBias ? loader.Vector(p + "conv1d.bias", _convChannels) : null,
+                InBias = bias ? loader.Vector(p + "in_proj.bias", projection) : null,
+                OutBias = bias ? loader.Vector(p + "out_proj.bias", Dim) : null,
                 Norm = loader.Vector(p + "norm.weight", _inner),
                 OutProj = loader.Matrix(p + "out_proj.weight", Dim, _inner),
                 Scan = new SsmInputs(
@@ -94,7 +99,7 @@ public sealed class Mamba2Model : SsmModel
     {
         var be = Backend;
         var l = _layers[layer];
-        be.Linear(l.InProj, null, Normed, _projected, tokens);
+        be.Linear(l.InProj, l.InBias, Normed, _projected, tokens);
         be.CausalConv1d(_convInput, l.ConvWeight, l.ConvBias, state.Conv[layer], _convolved, tokens, _convChannels, _kernel);
         // A decoded token has nothing to gain from the chunked form.
         if (tokens == 1)
@@ -104,6 +109,6 @@ public sealed class Mamba2Model : SsmModel
         // The gate is applied inside the scan; the norm is over groups of E/G (as the original RMSNormGated with
         // group_size E/G; transformers' torch path normalises all of E, the same for one group).
         be.RmsNorm(_scanned, l.Norm, _scanned, tokens * _groups, _inner / _groups, Eps);
-        be.Linear(l.OutProj, null, _scanned, Normed, tokens);
+        be.Linear(l.OutProj, l.OutBias, _scanned, Normed, tokens);
     }
 }

@@ -14,7 +14,9 @@ public sealed class MambaModel : SsmModel
     {
         public required IWeightMatrix InProj { get; init; }   // [2E, D]: x then z
         public required ITensor ConvWeight { get; init; }     // [E][K]
-        public ITensor? ConvBias { get; init; }               // [E]
+        public ITensor? ConvBias { get; init; }               // [E] (use_conv_bias)
+        public ITensor? InBias { get; init; }                 // (use_bias)
+        public ITensor? OutBias { get; init; }                // [D] (use_bias)
         public required IWeightMatrix XProj { get; init; }    // [R + 2N, E]: dt input, B, C
         public required IWeightMatrix DtProj { get; init; }   // [E, R]
         public required IWeightMatrix OutProj { get; init; }  // [D, E]
@@ -41,6 +43,7 @@ public sealed class MambaModel : SsmModel
     {
         var raw = new RawFields(config);
         raw.RequireSilu();
+        bool bias = raw.Flag("use_bias", false), convBias = raw.Flag("use_conv_bias", true);
         _inner = config.IntermediateSize > 0 ? config.IntermediateSize : (int)(raw.Number("expand", 2) * Dim);
         _stateSize = raw.Positive("state_size", 16);
         _kernel = raw.Positive("conv_kernel", 4);
@@ -65,7 +68,9 @@ public sealed class MambaModel : SsmModel
             {
                 InProj = loader.Matrix(p + "in_proj.weight", 2 * _inner, Dim),
                 ConvWeight = ConvWeight(tensors, loader, p + "conv1d.weight", _inner, _kernel),
-                ConvBias = loader.OptionalVector(p + "conv1d.bias", _inner),
+                ConvBias = convBias ? loader.Vector(p + "conv1d.bias", _inner) : null,
+                InBias = bias ? loader.Vector(p + "in_proj.bias", 2 * _inner) : null,
+                OutBias = bias ? loader.Vector(p + "out_proj.bias", Dim) : null,
                 XProj = loader.Matrix(p + "x_proj.weight", selection, _inner),
                 DtProj = loader.Matrix(p + "dt_proj.weight", _inner, _rank),
                 OutProj = loader.Matrix(p + "out_proj.weight", Dim, _inner),
@@ -88,12 +93,12 @@ public sealed class MambaModel : SsmModel
         var be = Backend;
         var l = _layers[layer];
         int selection = _rank + 2 * _stateSize;
-        be.Linear(l.InProj, null, Normed, _projected, tokens);
+        be.Linear(l.InProj, l.InBias, Normed, _projected, tokens);
         be.CausalConv1d(new RowView(_projected, 0, 2 * _inner), l.ConvWeight, l.ConvBias, state.Conv[layer], _convolved, tokens, _inner, _kernel);
         be.Linear(l.XProj, null, _convolved, _selection, tokens);
         be.CopyRows(_selection, 0, selection, _stepInput, 0, _rank, _rank, tokens);
         be.Linear(l.DtProj, null, _stepInput, _step, tokens);   // its bias is added inside the scan
         be.SelectiveScan(l.Scan, state.Ssm[layer], _scanned, tokens);
-        be.Linear(l.OutProj, null, _scanned, Normed, tokens);
+        be.Linear(l.OutProj, l.OutBias, _scanned, Normed, tokens);
     }
 }

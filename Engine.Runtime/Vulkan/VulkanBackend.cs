@@ -17,6 +17,7 @@ public sealed unsafe class VulkanBackend : IBackend
     private const ulong ArenaBlockBytes = 256UL << 20;
     private const int MaxTokensPerStep = 1 << 16;
     private const uint MaxGroupsPerDimension = 65535;
+    private const long SsdScratchFloats = 1L << 24;   // 64 MiB: within lavapipe's 128 MiB binding range
 
     private readonly VulkanContext _context;
     private readonly bool _ownsContext;
@@ -33,6 +34,7 @@ public sealed unsafe class VulkanBackend : IBackend
     private readonly ConditionalWeakTable<ITensorSource, Dictionary<string, VulkanTensor>> _codebooks = new();
     private ITensor? _rotatedInput;
     private ITensor? _rotatedOutput;
+    private ITensor? _ssdScratch;
     private GpuBuffer? _readback;
     private GpuBuffer? _arenaBlock;
     private ulong _arenaUsed;
@@ -352,40 +354,53 @@ public sealed unsafe class VulkanBackend : IBackend
             [Access.Read, Access.Read, Access.Read, Access.Write, Access.Write], push, gx, gy);
     }
 
-    public void SelectiveScan(SsmInputs inputs, ITensor state, ITensor y, int tokens) => Scan("selective_scan", inputs, state, y, tokens, 0);
+    public void SelectiveScan(SsmInputs inputs, ITensor state, ITensor y, int tokens)
+    {
+        inputs.Validate();
+        Scan("selective_scan", inputs, state, Tensor(y), 0, tokens, 0, Whole(_empty), Access.Read, Groups((uint)inputs.Channels));
+    }
 
     public void SsdScan(SsmInputs inputs, ITensor state, ITensor y, int tokens, int chunkSize)
     {
-        // The shader keeps a chunk's decays and a channel's state in shared memory of these sizes.
+        // The shaders keep a chunk's decays and a channel's state in shared memory of these sizes.
         const int maxChunk = 256, maxState = 256;
+        inputs.Validate();
         if (!inputs.ScalarDecay) throw new ArgumentException("the chunked scan needs one decay rate per head");
         if (chunkSize <= 0 || chunkSize > maxChunk || inputs.StateSize > maxState)
             throw new NotSupportedException($"chunk size {chunkSize} and state size {inputs.StateSize}: the chunked scan shader takes 1..{maxChunk} and up to {maxState}");
-        Scan("ssd_scan", inputs, state, y, tokens, chunkSize);
+        // A piece's scores fill one scratch tensor; a longer call runs piece after piece, the state carrying over.
+        long perToken = (long)inputs.Heads * (chunkSize + 2);
+        int piece = (int)Math.Max(1, SsdScratchFloats / perToken / chunkSize) * chunkSize;
+        for (int start = 0; start < tokens; start += piece)
+        {
+            int count = Math.Min(piece, tokens - start);
+            var scratch = Tensor(ScratchTensor.Ensure(this, ref _ssdScratch, perToken * count)).Slice;
+            var part = inputs.From(start);
+            var output = Tensor(y);
+            Scan("ssd_scores", part, state, output, start * inputs.Channels, count, chunkSize, scratch, Access.Write,
+                ((uint)((count + chunkSize - 1) / chunkSize), (uint)inputs.Heads));
+            Scan("ssd_scan", part, state, output, start * inputs.Channels, count, chunkSize, scratch, Access.Read, Groups((uint)inputs.Channels));
+        }
     }
 
-    /// <summary>One workgroup per channel; both scan forms share bindings and push constants.</summary>
-    private void Scan(string name, SsmInputs s, ITensor state, ITensor y, int tokens, int chunkSize)
+    /// <summary>The scan variants share bindings (inputs, state, output, scratch) and push constants.</summary>
+    private void Scan(string name, SsmInputs s, ITensor state, VulkanTensor y, int yOffset, int tokens, int chunkSize, BufferSlice scratch, Access scratchAccess, (uint X, uint Y) groups)
     {
-        s.Validate();
-        var kernel = Kernel(name, 10, (uint)sizeof(ScanPush), _reduceWorkgroup);
+        var kernel = Kernel(name, 11, (uint)sizeof(ScanPush), _reduceWorkgroup);
         var push = new ScanPush
         {
             Tokens = (uint)tokens, Heads = (uint)s.Heads, HeadDim = (uint)s.HeadDim, StateSize = (uint)s.StateSize, Groups = (uint)s.Groups,
             XOffset = (uint)s.X.Offset, XStride = (uint)s.X.Stride, DtOffset = (uint)s.Dt.Offset, DtStride = (uint)s.Dt.Stride,
             BOffset = (uint)s.B.Offset, BStride = (uint)s.B.Stride, COffset = (uint)s.C.Offset, CStride = (uint)s.C.Stride,
             ZOffset = (uint)s.Z.Offset, ZStride = (uint)s.Z.Stride, ScalarDecay = s.ScalarDecay ? 1u : 0u,
-            DtMin = s.DtMin, DtMax = s.DtMax, Chunk = (uint)chunkSize,
+            DtMin = s.DtMin, DtMax = s.DtMax, Chunk = (uint)chunkSize, YOffset = (uint)yOffset,
         };
-        var (gx, gy) = Groups((uint)s.Channels);
         _recorder.Dispatch(kernel,
             [Tensor(s.X.Tensor).Slice, Tensor(s.Dt.Tensor).Slice, Tensor(s.B.Tensor).Slice, Tensor(s.C.Tensor).Slice, Tensor(s.Z.Tensor).Slice,
-             Tensor(s.DtBias).Slice, Tensor(s.A).Slice, Tensor(s.D).Slice, Tensor(state).Slice, Tensor(y).Slice],
-            ScanAccess, push, gx, gy);
+             Tensor(s.DtBias).Slice, Tensor(s.A).Slice, Tensor(s.D).Slice, Tensor(state).Slice, y.Slice, scratch],
+            [Access.Read, Access.Read, Access.Read, Access.Read, Access.Read, Access.Read, Access.Read, Access.Read, Access.Write, Access.Write, scratchAccess],
+            push, groups.X, groups.Y);
     }
-
-    private static readonly Access[] ScanAccess =
-        [Access.Read, Access.Read, Access.Read, Access.Read, Access.Read, Access.Read, Access.Read, Access.Read, Access.Write, Access.Write];
 
     public void Softmax(ITensor x, int rows, int cols)
     {
@@ -510,6 +525,7 @@ public sealed unsafe class VulkanBackend : IBackend
         public float DtMin { get; init; }
         public float DtMax { get; init; }
         public uint Chunk { get; init; }
+        public uint YOffset { get; init; }
     }
     private readonly record struct SoftmaxPush(uint Rows, uint Cols);
     private readonly record struct HadamardPush(uint RowLength, uint SourceLength, uint Block, uint OutputSide, uint HasBias);

@@ -1,9 +1,13 @@
 #version 450
 // State-space model ops (Mamba), one variant per op; the math is the C# reference's (CpuBackend, SsmInputs):
 //   CONV1D: causal depthwise conv + SiLU, one invocation per channel, carrying its last K-1 inputs in `state`.
-//   SCAN:   the selective scan token after token, one workgroup per channel, its invocations over state columns.
-//   SSD:    Mamba-2's chunked form, one workgroup per channel: per chunk, the quadratic intra-chunk sum plus the
-//           decayed contribution of the state carried in from earlier chunks, then the state passed on.
+//   SCAN:       the selective scan token after token, one workgroup per channel, its invocations over state columns.
+//   SSD_SCORES: Mamba-2's chunked form, first pass, one workgroup per (chunk, head): the chunk's cumulative log decays
+//               L, its steps dt and its attention-like scores M[t, s] = (C_t·B_s)·exp(L_t - L_s)·dt_s for s ≤ t, which
+//               every column of the head shares, into `scratch` ([heads][tokens] L, [heads][tokens] dt, then
+//               [heads][tokens][chunk] M, s counted from the chunk's start).
+//   SSD:        second pass, one workgroup per channel, chunk after chunk: y_t = Σ_s M[t, s]·x_s plus the decayed
+//               contribution exp(L_t)·C_t·state of the state carried in, then the state passed on.
 
 #if defined(CONV1D)
 layout(local_size_x = 64) in;
@@ -46,7 +50,7 @@ void main()
     for (int j = 0; j < history; j++) state[c * uint(history) + uint(j)] = input_at(c, int(p.tokens) - history + j);
 }
 
-#elif defined(SCAN) || defined(SSD)
+#elif defined(SCAN) || defined(SSD_SCORES) || defined(SSD)
 layout(local_size_x_id = 0) in;
 layout(constant_id = 0) const uint WORKGROUP = 64;
 
@@ -60,6 +64,7 @@ layout(std430, binding = 6) readonly buffer A { float as_[]; };
 layout(std430, binding = 7) readonly buffer D { float ds[]; };
 layout(std430, binding = 8) buffer State { float state[]; };
 layout(std430, binding = 9) writeonly buffer Y { float y[]; };
+layout(std430, binding = 10) buffer Scratch { float scratch[]; };
 
 layout(push_constant) uniform Push
 {
@@ -82,6 +87,7 @@ layout(push_constant) uniform Push
     float dtMin;
     float dtMax;
     uint chunk;
+    uint yOffset;
 } p;
 
 shared float partial[WORKGROUP];
@@ -116,7 +122,7 @@ float step_size(uint t, uint h)
 void write_output(uint t, uint c, uint h, float scanned)
 {
     float z = zs[p.zOffset + t * p.zStride + c];
-    y[t * p.heads * p.headDim + c] = (scanned + ds[h] * x_at(t, c)) * (z / (1.0 + exp(-z)));
+    y[p.yOffset + t * p.heads * p.headDim + c] = (scanned + ds[h] * x_at(t, c)) * (z / (1.0 + exp(-z)));
 }
 
 #if defined(SCAN)
@@ -143,9 +149,46 @@ void main()
 #else
 const uint MAX_STATE = 256;
 const uint MAX_CHUNK = 256;
-shared float carried[MAX_STATE];   // this channel's state entering the chunk
 shared float logDecay[MAX_CHUNK];  // Σ dt·A from the chunk's start through each token
-shared float dtx[MAX_CHUNK];       // dt·x of each token
+shared float dtx[MAX_CHUNK];       // SSD_SCORES: dt of each token; SSD: dt·x
+
+uint decay_at(uint h, uint t) { return h * p.tokens + t; }
+uint step_at(uint h, uint t) { return (p.heads + h) * p.tokens + t; }
+uint score_at(uint h, uint t, uint s) { return 2u * p.heads * p.tokens + (h * p.tokens + t) * p.chunk + s; }
+
+#if defined(SSD_SCORES)
+void main()
+{
+    uint start = gl_WorkGroupID.x * p.chunk, h = gl_WorkGroupID.y;
+    uint tid = gl_LocalInvocationID.x;
+    uint g = h / (p.heads / p.groups);
+    uint length = min(p.chunk, p.tokens - start);
+    for (uint i = tid; i < length; i += WORKGROUP)
+    {
+        dtx[i] = step_size(start + i, h);
+        logDecay[i] = dtx[i] * as_[h];
+    }
+    barrier();
+    if (tid == 0u)
+        for (uint i = 1u; i < length; i++) logDecay[i] += logDecay[i - 1u];
+    barrier();
+    for (uint i = tid; i < length; i += WORKGROUP)
+    {
+        scratch[decay_at(h, start + i)] = logDecay[i];
+        scratch[step_at(h, start + i)] = dtx[i];
+    }
+    for (uint e = tid; e < length * length; e += WORKGROUP)
+    {
+        uint i = e / length, s = e % length;
+        if (s > i) continue;
+        float cb = 0.0;
+        for (uint n = 0u; n < p.stateSize; n++) cb += c_at(start + i, g, n) * b_at(start + s, g, n);
+        scratch[score_at(h, start + i, s)] = cb * exp(logDecay[i] - logDecay[s]) * dtx[s];
+    }
+}
+
+#else
+shared float carried[MAX_STATE];   // this channel's state entering the chunk
 
 void main()
 {
@@ -153,31 +196,21 @@ void main()
     if (c >= p.heads * p.headDim) return;
     uint tid = gl_LocalInvocationID.x;
     uint h = c / p.headDim, g = h / (p.heads / p.groups);
-    float a = as_[h];
     for (uint n = tid; n < p.stateSize; n += WORKGROUP) carried[n] = state[c * p.stateSize + n];
     for (uint start = 0u; start < p.tokens; start += p.chunk)
     {
         uint length = min(p.chunk, p.tokens - start);
         for (uint i = tid; i < length; i += WORKGROUP)
         {
-            float dt = step_size(start + i, h);
-            logDecay[i] = dt * a;
-            dtx[i] = dt * x_at(start + i, c);
+            logDecay[i] = scratch[decay_at(h, start + i)];
+            dtx[i] = scratch[step_at(h, start + i)] * x_at(start + i, c);
         }
-        barrier();
-        if (tid == 0u)
-            for (uint i = 1u; i < length; i++) logDecay[i] += logDecay[i - 1u];
         barrier();
         for (uint i = tid; i < length; i += WORKGROUP)
         {
             uint t = start + i;
             float sum = 0.0;
-            for (uint s = 0u; s <= i; s++)
-            {
-                float cb = 0.0;
-                for (uint n = 0u; n < p.stateSize; n++) cb += c_at(t, g, n) * b_at(start + s, g, n);
-                sum += cb * exp(logDecay[i] - logDecay[s]) * dtx[s];
-            }
+            for (uint s = 0u; s <= i; s++) sum += scratch[score_at(h, t, s)] * x_at(start + s, c);
             float before = 0.0;
             for (uint n = 0u; n < p.stateSize; n++) before += c_at(t, g, n) * carried[n];
             write_output(t, c, h, sum + exp(logDecay[i]) * before);
@@ -195,7 +228,8 @@ void main()
     for (uint n = tid; n < p.stateSize; n += WORKGROUP) state[c * p.stateSize + n] = carried[n];
 }
 #endif
+#endif
 
 #else
-#error "define CONV1D, SCAN or SSD"
+#error "define CONV1D, SCAN, SSD_SCORES or SSD"
 #endif
