@@ -1,3 +1,4 @@
+using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Engine.Formats;
@@ -357,7 +358,11 @@ public sealed unsafe class VulkanBackend : IBackend
     public void SelectiveScan(SsmInputs inputs, ITensor state, ITensor y, int tokens)
     {
         inputs.Validate();
-        Scan("selective_scan", inputs, state, Tensor(y), 0, tokens, 0, Whole(_empty), Access.Read, Groups((uint)inputs.Channels));
+        // As the shader splits a workgroup: a power-of-two segment of invocations per channel.
+        uint lanes = Math.Min(_reduceWorkgroup, BitOperations.RoundUpToPowerOf2((uint)inputs.StateSize));
+        uint channelsPerGroup = _reduceWorkgroup / lanes;
+        Scan("selective_scan", inputs, state, Tensor(y), 0, tokens, 0, Whole(_empty), Access.Read,
+            Groups(((uint)inputs.Channels + channelsPerGroup - 1) / channelsPerGroup));
     }
 
     public void SsdScan(SsmInputs inputs, ITensor state, ITensor y, int tokens, int chunkSize)

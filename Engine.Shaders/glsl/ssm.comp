@@ -1,7 +1,8 @@
 #version 450
 // State-space model ops (Mamba), one variant per op; the math is the C# reference's (CpuBackend, SsmInputs):
 //   CONV1D: causal depthwise conv + SiLU, one invocation per channel, carrying its last K-1 inputs in `state`.
-//   SCAN:       the selective scan token after token, one workgroup per channel, its invocations over state columns.
+//   SCAN:       the selective scan token after token, each channel on a segment of a workgroup's invocations that
+//               share out its state columns.
 //   SSD_SCORES: Mamba-2's chunked form, first pass, one workgroup per (chunk, head): the chunk's cumulative log decays
 //               L, its steps dt and its attention-like scores M[t, s] = (C_t·B_s)·exp(L_t - L_s)·dt_s for s ≤ t, which
 //               every column of the head shares, into `scratch` ([heads][tokens] L, [heads][tokens] dt, then
@@ -90,23 +91,6 @@ layout(push_constant) uniform Push
     uint yOffset;
 } p;
 
-shared float partial[WORKGROUP];
-
-float row_sum(float value)
-{
-    uint tid = gl_LocalInvocationID.x;
-    partial[tid] = value;
-    barrier();
-    for (uint s = WORKGROUP / 2u; s > 0u; s >>= 1)
-    {
-        if (tid < s) partial[tid] += partial[tid + s];
-        barrier();
-    }
-    float total = partial[0];
-    barrier();
-    return total;
-}
-
 float x_at(uint t, uint c) { return xs[p.xOffset + t * p.xStride + c]; }
 float b_at(uint t, uint g, uint n) { return bs[p.bOffset + t * p.bStride + g * p.stateSize + n]; }
 float c_at(uint t, uint g, uint n) { return cs[p.cOffset + t * p.cStride + g * p.stateSize + n]; }
@@ -126,23 +110,41 @@ void write_output(uint t, uint c, uint h, float scanned)
 }
 
 #if defined(SCAN)
+// A workgroup holds WORKGROUP / lanes channels, each summed over its own segment of `lanes` invocations, so a small
+// state (Mamba-1's 16) does not leave most of a workgroup idle. The host computes the same split.
+shared float partial[WORKGROUP];
+
 void main()
 {
-    uint c = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
-    if (c >= p.heads * p.headDim) return;
     uint tid = gl_LocalInvocationID.x;
+    uint lanes = min(WORKGROUP, p.stateSize <= 1u ? 1u : 1u << uint(findMSB(p.stateSize - 1u) + 1));
+    uint lane = tid % lanes;
+    uint c = (gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x) * (WORKGROUP / lanes) + tid / lanes;
+    bool live = c < p.heads * p.headDim;   // inactive invocations still take part in the barriers
     uint h = c / p.headDim, g = h / (p.heads / p.groups);
     for (uint t = 0u; t < p.tokens; t++)
     {
-        float dt = step_size(t, h), x = x_at(t, c), sum = 0.0;
-        for (uint n = tid; n < p.stateSize; n += WORKGROUP)
+        float sum = 0.0;
+        if (live)
         {
-            float s = exp(dt * decay(h, n)) * state[c * p.stateSize + n] + dt * b_at(t, g, n) * x;
-            state[c * p.stateSize + n] = s;
-            sum += s * c_at(t, g, n);
+            float dt = step_size(t, h);
+            float x = x_at(t, c);
+            for (uint n = lane; n < p.stateSize; n += lanes)
+            {
+                float s = exp(dt * decay(h, n)) * state[c * p.stateSize + n] + dt * b_at(t, g, n) * x;
+                state[c * p.stateSize + n] = s;
+                sum += s * c_at(t, g, n);
+            }
         }
-        sum = row_sum(sum);
-        if (tid == 0u) write_output(t, c, h, sum);
+        partial[tid] = sum;
+        barrier();
+        for (uint s = lanes / 2u; s > 0u; s >>= 1)
+        {
+            if (lane < s) partial[tid] += partial[tid + s];
+            barrier();
+        }
+        if (live && lane == 0u) write_output(t, c, h, partial[tid]);
+        barrier();
     }
 }
 

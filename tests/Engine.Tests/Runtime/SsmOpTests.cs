@@ -121,6 +121,7 @@ public sealed class SsmOpTests(BackendPair backends) : IClassFixture<BackendPair
         { 37, 1, 16, 1, false, float.PositiveInfinity, 13 },   // Mamba-1: a head per channel, decay per state column
         { 6, 5, 20, 2, true, float.PositiveInfinity, 11 },     // Mamba-2 with two groups
         { 3, 70, 9, 1, true, 0.5f, 1 },                        // one decoded token, dt clamped
+        { 2, 3, 100, 1, true, float.PositiveInfinity, 4 },     // a state wider than a workgroup
     };
 
     [Theory]
