@@ -274,6 +274,7 @@ public sealed class CpuBackend : IBackend
         {
             var dt = new double[chunkSize];
             var logDecay = new double[chunkSize];   // Σ dt·A from the chunk's start through each token
+            var scores = new double[chunkSize, chunkSize];   // (C_t·B_s)·exp(L_t - L_s)·dt_s, shared by the head's columns
             for (int start = 0; start < tokens; start += chunkSize)
             {
                 int length = Math.Min(chunkSize, tokens - start);
@@ -284,19 +285,23 @@ public sealed class CpuBackend : IBackend
                     total += dt[s] * scan.Decay(head, 0);
                     logDecay[s] = total;
                 }
+                for (int t = 0; t < length; t++)
+                {
+                    for (int s = 0; s <= t; s++)
+                    {
+                        double cb = 0;
+                        for (int i = 0; i < n; i++) cb += scan.C(start + t, head, i) * scan.B(start + s, head, i);
+                        scores[t, s] = cb * Math.Exp(logDecay[t] - logDecay[s]) * dt[s];
+                    }
+                }
                 for (int p = 0; p < headDim; p++)
                 {
                     int c = head * headDim + p;
                     for (int t = 0; t < length; t++)
                     {
-                        // Inside the chunk: Σ_{s≤t} (C_t·B_s)·exp(L_t - L_s)·dt_s·x_s; before it: exp(L_t)·C_t·state.
+                        // Inside the chunk: Σ_{s≤t} scores[t, s]·x_s; before it: exp(L_t)·C_t·state.
                         double sum = 0;
-                        for (int s = 0; s <= t; s++)
-                        {
-                            double cb = 0;
-                            for (int i = 0; i < n; i++) cb += scan.C(start + t, head, i) * scan.B(start + s, head, i);
-                            sum += cb * Math.Exp(logDecay[t] - logDecay[s]) * dt[s] * scan.X(start + s, c);
-                        }
+                        for (int s = 0; s <= t; s++) sum += scores[t, s] * scan.X(start + s, c);
                         double carried = 0;
                         for (int i = 0; i < n; i++) carried += scan.C(start + t, head, i) * h[c * n + i];
                         output[(start + t) * inputs.Channels + c] = scan.Output(start + t, c, head, sum + Math.Exp(logDecay[t]) * carried);
