@@ -191,6 +191,7 @@ void main()
 
 #else
 shared float carried[MAX_STATE];   // this channel's state entering the chunk
+shared float chunkX[MAX_CHUNK];    // this channel's inputs in the chunk
 
 void main()
 {
@@ -205,14 +206,15 @@ void main()
         for (uint i = tid; i < length; i += WORKGROUP)
         {
             logDecay[i] = scratch[decay_at(h, start + i)];
-            dtx[i] = scratch[step_at(h, start + i)] * x_at(start + i, c);
+            chunkX[i] = x_at(start + i, c);
+            dtx[i] = scratch[step_at(h, start + i)] * chunkX[i];
         }
         barrier();
         for (uint i = tid; i < length; i += WORKGROUP)
         {
             uint t = start + i;
             float sum = 0.0;
-            for (uint s = 0u; s <= i; s++) sum += scratch[score_at(h, t, s)] * x_at(start + s, c);
+            for (uint s = 0u; s <= i; s++) sum += scratch[score_at(h, t, s)] * chunkX[s];
             float before = 0.0;
             for (uint n = 0u; n < p.stateSize; n++) before += c_at(t, g, n) * carried[n];
             write_output(t, c, h, sum + exp(logDecay[i]) * before);
