@@ -1,6 +1,6 @@
 #version 450
 // State-space model ops (Mamba), one variant per op; the math is the C# reference's (CpuBackend, SsmInputs):
-//   CONV1D: causal depthwise conv + SiLU, one invocation per channel, carrying its last K-1 inputs in `state`.
+//   CONV1D:     causal depthwise conv + SiLU, one invocation per channel, carrying its last K-1 inputs in `state`.
 //   SCAN:       the selective scan token after token, each channel on a segment of a workgroup's invocations that
 //               share out its state columns.
 //   SSD_SCORES: Mamba-2's chunked form, first pass, one workgroup per (chunk, head): the chunk's cumulative log decays
