@@ -155,6 +155,27 @@ public interface IBackend : IDisposable
     /// </summary>
     void Wkv7(ITensor r, ITensor decay, ITensor k, ITensor v, ITensor a, ITensor b, ITensor state, ITensor output, int tokens, int heads, int headSize);
 
+    /// <summary>
+    /// Causal depthwise convolution over tokens followed by SiLU (Mamba): for channel c below <paramref name="channels"/>,
+    /// y[t, c] = silu(bias[c] + Σₖ weight[c·K + k]·in(t - K + 1 + k)), where in(s) is x's row s for s ≥ 0 and, before
+    /// the batch, the carried <paramref name="state"/> [channels][K-1] (the channel's last K-1 inputs, oldest first).
+    /// The state is then advanced past the batch, so calls over pieces of a sequence equal one call over the whole.
+    /// </summary>
+    void CausalConv1d(RowView x, ITensor weight, ITensor? bias, ITensor state, ITensor y, int tokens, int channels, int kernel);
+
+    /// <summary>
+    /// The selective scan of <see cref="SsmInputs"/> in its recurrent form, token after token: reads and advances
+    /// <paramref name="state"/> [channels][stateSize] and writes y [tokens][channels].
+    /// </summary>
+    void SelectiveScan(SsmInputs inputs, ITensor state, ITensor y, int tokens);
+
+    /// <summary>
+    /// The same scan by Mamba-2's state-space duality, for one decay rate per head: chunks of <paramref name="chunkSize"/>
+    /// tokens are computed in the quadratic (attention-like) form, and the state is passed from chunk to chunk. It equals
+    /// <see cref="SelectiveScan"/> up to rounding.
+    /// </summary>
+    void SsdScan(SsmInputs inputs, ITensor state, ITensor y, int tokens, int chunkSize);
+
     /// <summary>Softmax of each row, in place.</summary>
     void Softmax(ITensor x, int rows, int cols);
 

@@ -284,6 +284,134 @@ public sealed class CpuBackend : IBackend
             }
     }
 
+    public void CausalConv1d(RowView x, ITensor weight, ITensor? bias, ITensor state, ITensor y, int tokens, int channels, int kernel)
+    {
+        var input = Data(x.Tensor);
+        var w = Data(weight);
+        var b = bias is null ? null : Data(bias);
+        var carried = Data(state);
+        var output = Data(y);
+        int history = kernel - 1;
+        for (int c = 0; c < channels; c++)
+        {
+            // Input s of this batch; negative s reaches back into the carried history.
+            float In(int s) => s >= 0 ? input[x.Offset + s * x.Stride + c] : carried[c * history + history + s];
+            for (int t = 0; t < tokens; t++)
+            {
+                double sum = b?[c] ?? 0f;
+                for (int k = 0; k < kernel; k++) sum += (double)w[c * kernel + k] * In(t - history + k);
+                output[t * channels + c] = (float)Activations.Apply(Activation.Silu, sum);
+            }
+            // Ascending j reads history slots above j (j + tokens) before they are overwritten.
+            for (int j = 0; j < history; j++)
+                carried[c * history + j] = In(tokens - history + j);
+        }
+    }
+
+    public void SelectiveScan(SsmInputs inputs, ITensor state, ITensor y, int tokens)
+    {
+        inputs.Validate();
+        var scan = new ScanData(inputs);
+        var h = Data(state);
+        var output = Data(y);
+        int n = inputs.StateSize;
+        Parallel.For(0, inputs.Channels, c =>
+        {
+            int head = c / inputs.HeadDim;
+            for (int t = 0; t < tokens; t++)
+            {
+                double dt = scan.Step(t, head), x = scan.X(t, c), sum = 0;
+                for (int i = 0; i < n; i++)
+                {
+                    double value = Math.Exp(dt * scan.Decay(head, i)) * h[c * n + i] + dt * scan.B(t, head, i) * x;
+                    h[c * n + i] = (float)value;
+                    sum += value * scan.C(t, head, i);
+                }
+                output[t * inputs.Channels + c] = scan.Output(t, c, head, sum);
+            }
+        });
+    }
+
+    public void SsdScan(SsmInputs inputs, ITensor state, ITensor y, int tokens, int chunkSize)
+    {
+        inputs.Validate();
+        if (!inputs.ScalarDecay) throw new ArgumentException("the chunked scan needs one decay rate per head");
+        if (chunkSize <= 0) throw new ArgumentOutOfRangeException(nameof(chunkSize), chunkSize, "the chunk size must be positive");
+        var scan = new ScanData(inputs);
+        var h = Data(state);
+        var output = Data(y);
+        int n = inputs.StateSize, headDim = inputs.HeadDim;
+        Parallel.For(0, inputs.Heads, head =>
+        {
+            var dt = new double[chunkSize];
+            var logDecay = new double[chunkSize];   // Σ dt·A from the chunk's start through each token
+            var scores = new double[chunkSize, chunkSize];   // (C_t·B_s)·exp(L_t - L_s)·dt_s, shared by the head's columns
+            for (int start = 0; start < tokens; start += chunkSize)
+            {
+                int length = Math.Min(chunkSize, tokens - start);
+                double total = 0;
+                for (int s = 0; s < length; s++)
+                {
+                    dt[s] = scan.Step(start + s, head);
+                    total += dt[s] * scan.Decay(head, 0);
+                    logDecay[s] = total;
+                }
+                for (int t = 0; t < length; t++)
+                {
+                    for (int s = 0; s <= t; s++)
+                    {
+                        double cb = 0;
+                        for (int i = 0; i < n; i++) cb += scan.C(start + t, head, i) * scan.B(start + s, head, i);
+                        scores[t, s] = cb * Math.Exp(logDecay[t] - logDecay[s]) * dt[s];
+                    }
+                }
+                for (int p = 0; p < headDim; p++)
+                {
+                    int c = head * headDim + p;
+                    for (int t = 0; t < length; t++)
+                    {
+                        // Inside the chunk: Σ_{s≤t} scores[t, s]·x_s; before it: exp(L_t)·C_t·state.
+                        double sum = 0;
+                        for (int s = 0; s <= t; s++) sum += scores[t, s] * scan.X(start + s, c);
+                        double carried = 0;
+                        for (int i = 0; i < n; i++) carried += scan.C(start + t, head, i) * h[c * n + i];
+                        output[(start + t) * inputs.Channels + c] = scan.Output(start + t, c, head, sum + Math.Exp(logDecay[t]) * carried);
+                    }
+                    // The state after the chunk: the old one decayed through it, plus each token's decayed contribution.
+                    for (int i = 0; i < n; i++)
+                    {
+                        double value = Math.Exp(logDecay[length - 1]) * h[c * n + i];
+                        for (int s = 0; s < length; s++)
+                            value += Math.Exp(logDecay[length - 1] - logDecay[s]) * dt[s] * scan.B(start + s, head, i) * scan.X(start + s, c);
+                        h[c * n + i] = (float)value;
+                    }
+                }
+            }
+        });
+    }
+
+    /// <summary>Element access to a scan's inputs and the parts both scan forms share: the step size and the gated output.</summary>
+    private readonly struct ScanData(SsmInputs inputs)
+    {
+        private readonly float[] _x = Data(inputs.X.Tensor), _dt = Data(inputs.Dt.Tensor), _b = Data(inputs.B.Tensor),
+            _c = Data(inputs.C.Tensor), _z = Data(inputs.Z.Tensor), _dtBias = Data(inputs.DtBias), _a = Data(inputs.A), _d = Data(inputs.D);
+        private readonly int _headsPerGroup = inputs.Heads / inputs.Groups;
+
+        public double X(int t, int c) => _x[inputs.X.Offset + t * inputs.X.Stride + c];
+
+        public double Step(int t, int head) =>
+            Math.Clamp(Activations.Apply(Activation.Softplus, _dt[inputs.Dt.Offset + t * inputs.Dt.Stride + head] + (double)_dtBias[head]), inputs.DtMin, inputs.DtMax);
+
+        public double Decay(int head, int i) => inputs.ScalarDecay ? _a[head] : _a[head * inputs.StateSize + i];
+
+        public double B(int t, int head, int i) => _b[inputs.B.Offset + t * inputs.B.Stride + head / _headsPerGroup * inputs.StateSize + i];
+
+        public double C(int t, int head, int i) => _c[inputs.C.Offset + t * inputs.C.Stride + head / _headsPerGroup * inputs.StateSize + i];
+
+        public float Output(int t, int c, int head, double scanned) =>
+            (float)((scanned + _d[head] * X(t, c)) * Activations.Apply(Activation.Silu, _z[inputs.Z.Offset + t * inputs.Z.Stride + c]));
+    }
+
     public void Softmax(ITensor x, int rows, int cols)
     {
         var data = Data(x);

@@ -19,6 +19,8 @@ public static class ArchitectureRegistry
         ["rwkv"] = (c, t, b, o) => new Rwkv4Model(c, t, b, o),
         ["rwkv6"] = (c, t, b, o) => new Rwkv6Model(c, t, b, o),
         ["rwkv7"] = (c, t, b, o) => new Rwkv7Model(c, t, b, o),
+        ["mamba"] = (c, t, b, o) => new MambaModel(c, t, b, o),
+        ["mamba2"] = (c, t, b, o) => new Mamba2Model(c, t, b, o),
     };
 
     public static IReadOnlyCollection<string> Names => Factories.Keys;

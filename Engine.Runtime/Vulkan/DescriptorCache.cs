@@ -9,13 +9,14 @@ namespace Engine.Runtime.Vulkan;
 internal sealed unsafe class DescriptorCache(VulkanContext context) : IDisposable
 {
     private const uint SetsPerPool = 256;
-    private const int MaxBindings = 8;
+    private const int MaxBindings = 11;   // the selective scan binds eleven
 
     private readonly Dictionary<Key, DescriptorSet> _sets = [];
     private readonly List<DescriptorPool> _pools = [];
     private uint _leftInPool;
 
-    private readonly record struct Key(ComputeKernel Kernel, BufferSlice B0, BufferSlice B1, BufferSlice B2, BufferSlice B3, BufferSlice B4, BufferSlice B5, BufferSlice B6, BufferSlice B7);
+    private readonly record struct Key(ComputeKernel Kernel, BufferSlice B0, BufferSlice B1, BufferSlice B2, BufferSlice B3, BufferSlice B4, BufferSlice B5,
+        BufferSlice B6, BufferSlice B7, BufferSlice B8, BufferSlice B9, BufferSlice B10);
 
     public int Count => _sets.Count;
 
@@ -23,7 +24,8 @@ internal sealed unsafe class DescriptorCache(VulkanContext context) : IDisposabl
     {
         if (slices.Length != kernel.BindingCount || slices.Length > MaxBindings)
             throw new ArgumentException($"{kernel.Name} takes {kernel.BindingCount} buffers, got {slices.Length} (at most {MaxBindings})");
-        var key = new Key(kernel, At(slices, 0), At(slices, 1), At(slices, 2), At(slices, 3), At(slices, 4), At(slices, 5), At(slices, 6), At(slices, 7));
+        var key = new Key(kernel, At(slices, 0), At(slices, 1), At(slices, 2), At(slices, 3), At(slices, 4), At(slices, 5),
+            At(slices, 6), At(slices, 7), At(slices, 8), At(slices, 9), At(slices, 10));
         if (_sets.TryGetValue(key, out var set)) return set;
         set = Allocate(kernel.SetLayout);
         var infos = stackalloc DescriptorBufferInfo[slices.Length];

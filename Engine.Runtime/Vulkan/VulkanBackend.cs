@@ -1,3 +1,4 @@
+using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Engine.Formats;
@@ -17,6 +18,7 @@ public sealed unsafe class VulkanBackend : IBackend
     private const ulong ArenaBlockBytes = 256UL << 20;
     private const int MaxTokensPerStep = 1 << 16;
     private const uint MaxGroupsPerDimension = 65535;
+    private const long SsdScratchFloats = 1L << 24;   // 64 MiB: within lavapipe's 128 MiB binding range
 
     private readonly VulkanContext _context;
     private readonly bool _ownsContext;
@@ -33,6 +35,7 @@ public sealed unsafe class VulkanBackend : IBackend
     private readonly ConditionalWeakTable<ITensorSource, Dictionary<string, VulkanTensor>> _codebooks = new();
     private ITensor? _rotatedInput;
     private ITensor? _rotatedOutput;
+    private ITensor? _ssdScratch;
     private GpuBuffer? _readback;
     private GpuBuffer? _arenaBlock;
     private ulong _arenaUsed;
@@ -367,6 +370,68 @@ public sealed unsafe class VulkanBackend : IBackend
         _recorder.Dispatch(kernel, tensors.Select(t => Tensor(t).Slice).ToArray(), access, push, (threads + 63) / 64);
     }
 
+    public void CausalConv1d(RowView x, ITensor weight, ITensor? bias, ITensor state, ITensor y, int tokens, int channels, int kernel)
+    {
+        if (kernel < 2) throw new ArgumentOutOfRangeException(nameof(kernel), kernel, "a causal convolution with carried state needs a kernel of at least 2");
+        var kernelObject = Kernel("conv1d", 5, (uint)sizeof(Conv1dPush));
+        var push = new Conv1dPush((uint)tokens, (uint)channels, (uint)kernel, (uint)x.Offset, (uint)x.Stride, bias is null ? 0u : 1u);
+        var (gx, gy) = Groups(((uint)channels + 63) / 64);
+        _recorder.Dispatch(kernelObject, [Tensor(x.Tensor).Slice, Tensor(weight).Slice, bias is null ? Whole(_empty) : Tensor(bias).Slice, Tensor(state).Slice, Tensor(y).Slice],
+            [Access.Read, Access.Read, Access.Read, Access.Write, Access.Write], push, gx, gy);
+    }
+
+    public void SelectiveScan(SsmInputs inputs, ITensor state, ITensor y, int tokens)
+    {
+        inputs.Validate();
+        // As the shader splits a workgroup: a power-of-two segment of invocations per channel.
+        uint lanes = Math.Min(_reduceWorkgroup, BitOperations.RoundUpToPowerOf2((uint)inputs.StateSize));
+        uint channelsPerGroup = _reduceWorkgroup / lanes;
+        Scan("selective_scan", inputs, state, Tensor(y), 0, tokens, 0, Whole(_empty), Access.Read,
+            Groups(((uint)inputs.Channels + channelsPerGroup - 1) / channelsPerGroup));
+    }
+
+    public void SsdScan(SsmInputs inputs, ITensor state, ITensor y, int tokens, int chunkSize)
+    {
+        // The shaders keep a chunk's decays and a channel's state in shared memory of these sizes.
+        const int maxChunk = 256, maxState = 256;
+        inputs.Validate();
+        if (!inputs.ScalarDecay) throw new ArgumentException("the chunked scan needs one decay rate per head");
+        if (chunkSize <= 0 || chunkSize > maxChunk || inputs.StateSize > maxState)
+            throw new NotSupportedException($"chunk size {chunkSize} and state size {inputs.StateSize}: the chunked scan shader takes 1..{maxChunk} and up to {maxState}");
+        // A piece's scores fill one scratch tensor; a longer call runs piece after piece, the state carrying over.
+        long perToken = (long)inputs.Heads * (chunkSize + 2);
+        int piece = (int)Math.Max(1, SsdScratchFloats / perToken / chunkSize) * chunkSize;
+        for (int start = 0; start < tokens; start += piece)
+        {
+            int count = Math.Min(piece, tokens - start);
+            var scratch = Tensor(ScratchTensor.Ensure(this, ref _ssdScratch, perToken * count)).Slice;
+            var part = inputs.From(start);
+            var output = Tensor(y);
+            Scan("ssd_scores", part, state, output, start * inputs.Channels, count, chunkSize, scratch, Access.Write,
+                ((uint)((count + chunkSize - 1) / chunkSize), (uint)inputs.Heads));
+            Scan("ssd_scan", part, state, output, start * inputs.Channels, count, chunkSize, scratch, Access.Read, Groups((uint)inputs.Channels));
+        }
+    }
+
+    /// <summary>The scan variants share bindings (inputs, state, output, scratch) and push constants.</summary>
+    private void Scan(string name, SsmInputs s, ITensor state, VulkanTensor y, int yOffset, int tokens, int chunkSize, BufferSlice scratch, Access scratchAccess, (uint X, uint Y) groups)
+    {
+        var kernel = Kernel(name, 11, (uint)sizeof(ScanPush), _reduceWorkgroup);
+        var push = new ScanPush
+        {
+            Tokens = (uint)tokens, Heads = (uint)s.Heads, HeadDim = (uint)s.HeadDim, StateSize = (uint)s.StateSize, Groups = (uint)s.Groups,
+            XOffset = (uint)s.X.Offset, XStride = (uint)s.X.Stride, DtOffset = (uint)s.Dt.Offset, DtStride = (uint)s.Dt.Stride,
+            BOffset = (uint)s.B.Offset, BStride = (uint)s.B.Stride, COffset = (uint)s.C.Offset, CStride = (uint)s.C.Stride,
+            ZOffset = (uint)s.Z.Offset, ZStride = (uint)s.Z.Stride, ScalarDecay = s.ScalarDecay ? 1u : 0u,
+            DtMin = s.DtMin, DtMax = s.DtMax, Chunk = (uint)chunkSize, YOffset = (uint)yOffset,
+        };
+        _recorder.Dispatch(kernel,
+            [Tensor(s.X.Tensor).Slice, Tensor(s.Dt.Tensor).Slice, Tensor(s.B.Tensor).Slice, Tensor(s.C.Tensor).Slice, Tensor(s.Z.Tensor).Slice,
+             Tensor(s.DtBias).Slice, Tensor(s.A).Slice, Tensor(s.D).Slice, Tensor(state).Slice, y.Slice, scratch],
+            [Access.Read, Access.Read, Access.Read, Access.Read, Access.Read, Access.Read, Access.Read, Access.Read, Access.Write, Access.Write, scratchAccess],
+            push, groups.X, groups.Y);
+    }
+
     public void Softmax(ITensor x, int rows, int cols)
     {
         var kernel = Kernel("softmax", 1, (uint)sizeof(SoftmaxPush), _reduceWorkgroup);
@@ -466,6 +531,31 @@ public sealed unsafe class VulkanBackend : IBackend
         public uint SourceStride { get; init; }
         public uint DestinationOffset { get; init; }
         public uint DestinationStride { get; init; }
+    }
+    private readonly record struct Conv1dPush(uint Tokens, uint Channels, uint Kernel, uint XOffset, uint XStride, uint HasBias);
+
+    private readonly record struct ScanPush
+    {
+        public uint Tokens { get; init; }
+        public uint Heads { get; init; }
+        public uint HeadDim { get; init; }
+        public uint StateSize { get; init; }
+        public uint Groups { get; init; }
+        public uint XOffset { get; init; }
+        public uint XStride { get; init; }
+        public uint DtOffset { get; init; }
+        public uint DtStride { get; init; }
+        public uint BOffset { get; init; }
+        public uint BStride { get; init; }
+        public uint COffset { get; init; }
+        public uint CStride { get; init; }
+        public uint ZOffset { get; init; }
+        public uint ZStride { get; init; }
+        public uint ScalarDecay { get; init; }
+        public float DtMin { get; init; }
+        public float DtMax { get; init; }
+        public uint Chunk { get; init; }
+        public uint YOffset { get; init; }
     }
     private readonly record struct WkvPush(uint Tokens, uint Heads, uint HeadSize);
     private readonly record struct SoftmaxPush(uint Rows, uint Cols);

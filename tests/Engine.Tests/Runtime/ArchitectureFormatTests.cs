@@ -26,6 +26,8 @@ public sealed class ArchitectureFormatTests : IDisposable
                      "fixtures/hf-tiny/rwkv4",
                      "fixtures/rwkv/rwkv6",
                      "fixtures/rwkv/rwkv7",
+                     "fixtures/hf-tiny/mamba",
+                     "fixtures/hf-tiny/mamba2",
                  })
             foreach (string format in new[] { "q4", "sefp" })
                 cases.Add(folder, format);
