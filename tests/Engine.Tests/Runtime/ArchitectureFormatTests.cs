@@ -23,6 +23,7 @@ public sealed class ArchitectureFormatTests : IDisposable
                  {
                      "fixtures/hf-tiny/llama",
                      "fixtures/hf-tiny/qwen2",
+                     "fixtures/hf-tiny/llava",
                  })
             foreach (string format in new[] { "q4", "sefp" })
                 cases.Add(folder, format);

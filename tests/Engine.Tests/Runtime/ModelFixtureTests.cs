@@ -12,7 +12,7 @@ public sealed class ModelFixtureTests
     public static TheoryData<string, BackendKind> HfCases()
     {
         var cases = new TheoryData<string, BackendKind>();
-        foreach (string model in new[] { "fixtures/hf-tiny/llama", "fixtures/hf-tiny/qwen2", "models/tinyprose-14m" })
+        foreach (string model in new[] { "fixtures/hf-tiny/llama", "fixtures/hf-tiny/qwen2", "fixtures/hf-tiny/llava", "models/tinyprose-14m" })
             foreach (var backend in new[] { BackendKind.Vulkan, BackendKind.Cpu })
                 cases.Add(model, backend);
         return cases;
@@ -26,7 +26,7 @@ public sealed class ModelFixtureTests
         var reference = new ReferenceFile(Path.Combine(path, "reference.json"));
         using var model = ModelLoader.Load(path, new ModelOptions { Backend = backend, MaxContext = 128 });
         int vocab = model.Config.VocabSize;
-        var state = model.CreateState();
+        var state = FixtureRun.CreateState(model, reference);
         var logits = new float[reference.InputIds.Length * vocab];
         model.Forward(state, reference.InputIds, logits, allPositions: true);
 
