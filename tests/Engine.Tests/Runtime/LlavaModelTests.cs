@@ -1,4 +1,6 @@
+using System.Text.Json.Nodes;
 using Engine.Runtime;
+using Engine.Tests.Formats;
 using Xunit;
 
 namespace Engine.Tests.Runtime;
@@ -129,5 +131,53 @@ public sealed class LlavaModelTests
         int v = model.Config.VocabSize;
         Assert.True(logitsBoth.AsSpan(prompt.Length * v - v).ToArray().Zip(logitsSwapped.AsSpan(prompt.Length * v - v).ToArray())
             .Max(p => Math.Abs(p.First - p.Second)) > 1e-3, "the order of the images matters");
+    }
+
+    /// <summary>The fixture with config.json fields replaced, in a temporary folder.</summary>
+    private static string Variant(TempDirectory temp, string name, Action<JsonObject> change)
+    {
+        string folder = Directory.CreateDirectory(temp.File(name)).FullName;
+        foreach (string file in new[] { "generation_config.json", "model.safetensors" })
+            File.Copy(Path.Combine(Folder, file), Path.Combine(folder, file));
+        var config = JsonNode.Parse(File.ReadAllText(Path.Combine(Folder, "config.json")))!.AsObject();
+        change(config);
+        File.WriteAllText(Path.Combine(folder, "config.json"), config.ToJsonString());
+        return folder;
+    }
+
+    [Fact]
+    public void Feature_layers_count_from_either_end_and_the_full_strategy_keeps_the_class_token()
+    {
+        using var temp = new TempDirectory();
+        // hidden_states[1] is hidden_states[-2] of a two-layer tower: the reference's logits exactly.
+        string layerOne = Variant(temp, "layer1", c => c["vision_feature_layer"] = 1);
+        float[] logits = FixtureRun.Logits(layerOne, BackendKind.Cpu, Reference);
+        int vocab = logits.Length / Reference.InputIds.Length;
+        for (int p = 0; p < Reference.InputIds.Length; p++)
+        {
+            double tolerance = 1e-3 * Math.Max(1, Reference.Logits[p].Max(Math.Abs));
+            for (int i = 0; i < vocab; i++) Assert.InRange(logits[p * vocab + i] - Reference.Logits[p][i], -tolerance, tolerance);
+        }
+
+        string full = Variant(temp, "full", c => c["vision_feature_select_strategy"] = "full");
+        using (var model = Assert.IsAssignableFrom<IMultimodalModel>(ModelLoader.Load(full, new ModelOptions { Backend = BackendKind.Cpu, MaxContext = 64 })))
+            Assert.Equal(17, model.TokensPerImage);
+
+        (Action<JsonObject> Change, string Expected)[] bad =
+        [
+            (c => c["vision_feature_layer"] = -4, "vision_feature_layer -4"),
+            (c => c["vision_feature_layer"] = new JsonArray(-2, -1), "list of layers"),
+            (c => c["vision_feature_select_strategy"] = "pooled", "'pooled'"),
+            (c => c["projector_hidden_act"] = "relu6", "'relu6'"),
+            (c => c["image_token_index"] = 999, "outside the vocabulary"),
+            (c => c.Remove("vision_config"), "vision_config"),
+        ];
+        for (int i = 0; i < bad.Length; i++)
+        {
+            string folder = Variant(temp, $"bad{i}", bad[i].Change);
+            var error = Assert.ThrowsAny<Exception>(() => ModelLoader.Load(folder, new ModelOptions { Backend = BackendKind.Cpu }).Dispose());
+            Assert.True(error is InvalidDataException or NotSupportedException, error.ToString());
+            Assert.Contains(bad[i].Expected, error.Message);
+        }
     }
 }
