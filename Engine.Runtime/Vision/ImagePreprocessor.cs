@@ -5,8 +5,9 @@ using StbImageSharp;
 namespace Engine.Runtime.Vision;
 
 /// <summary>
-/// Turns a PNG or JPEG file into a model's pixel values [1, 3, H, W] the way Hugging Face's CLIPImageProcessor does:
-/// convert to RGB (alpha dropped, grey replicated), resize (shortest edge to <c>size.shortest_edge</c> keeping the aspect
+/// Turns a PNG or JPEG file into a model's pixel values [1, 3, H, W] the way Hugging Face's (PIL-based, "slow")
+/// CLIPImageProcessor does: convert to RGB (alpha dropped, grey replicated, as PIL's convert("RGB"); done whatever
+/// do_convert_rgb says, since the models take three channels), resize (shortest edge to <c>size.shortest_edge</c> keeping the aspect
 /// ratio with the long side truncated, or to <c>size.height</c> x <c>size.width</c>) with Pillow's filter
 /// (<see cref="PilResize"/>, bicubic by default), center crop to <c>crop_size</c> (zero padding when the image is
 /// smaller), rescale by <c>rescale_factor</c> and normalise with <c>image_mean</c> / <c>image_std</c>, in float32 as
@@ -111,7 +112,9 @@ public sealed class ImagePreprocessor
             var size = doResize ? Size("size", squareWhenBare: false) : default;
             var crop = doCrop ? Size("crop_size", squareWhenBare: true) : default;
             if (doCrop && crop.Shortest > 0) throw new InvalidDataException($"{source}: 'crop_size' needs a height and a width");
-            int resample = Field("resample") is { } r ? (r.TryGetInt32(out int code) ? code : -1) : (int)PilResize.Filter.Bicubic;
+            int resample = Field("resample") is { } r
+                ? (r.ValueKind == JsonValueKind.Number && r.TryGetInt32(out int code) ? code : -1)
+                : (int)PilResize.Filter.Bicubic;
             if (doResize && !Enum.IsDefined((PilResize.Filter)resample))
                 throw new NotSupportedException($"{source}: resample {Field("resample")?.GetRawText()} is not supported (supported: 2 bilinear, 3 bicubic)");
             double rescale = Field("rescale_factor") is { } f

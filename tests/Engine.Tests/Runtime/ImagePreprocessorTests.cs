@@ -112,6 +112,7 @@ public sealed class ImagePreprocessorTests : IDisposable
         Assert.Contains("not valid JSON", Assert.Throws<InvalidDataException>(() => FromJson("{")).Message);
         Assert.Contains("image_std", Assert.Throws<InvalidDataException>(() => FromJson("""{"size": 4, "crop_size": 4, "image_std": [1, 0, 1]}""")).Message);
         Assert.Contains("resample", Assert.Throws<NotSupportedException>(() => FromJson("""{"size": 4, "crop_size": 4, "resample": 1}""")).Message);
+        Assert.Contains("resample", Assert.Throws<NotSupportedException>(() => FromJson("""{"size": 4, "crop_size": 4, "resample": "bicubic"}""")).Message);
         Assert.Contains("'size'", Assert.Throws<InvalidDataException>(() => FromJson("""{"size": {"longest_edge": 4}, "crop_size": 4}""")).Message);
     }
 }
