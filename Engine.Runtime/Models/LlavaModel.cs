@@ -16,8 +16,13 @@ public sealed class LlavaModel : IMultimodalModel
     {
         public IModelState Text { get; } = text;
 
-        /// <summary>Projected features of each attached image, [N][D] on the backend.</summary>
+        /// <summary>
+        /// Projected features of each attached image, [N][D] on the backend: the first <see cref="ImageCount"/> are
+        /// attached, the rest are kept from cleared images for reuse (backend memory lives as long as the backend).
+        /// </summary>
         public List<ITensor> Images { get; } = [];
+
+        public int ImageCount { get; set; }
 
         public int ImageTokensFed { get; set; }
 
@@ -95,7 +100,7 @@ public sealed class LlavaModel : IMultimodalModel
 
     public void AddImages(IModelState state, ReadOnlySpan<float> pixelValues, ReadOnlySpan<int> shape)
     {
-        var images = Own(state).Images;
+        var own = Own(state);
         int count = shape.Length switch
         {
             4 => shape[0],
@@ -116,16 +121,15 @@ public sealed class LlavaModel : IMultimodalModel
             be.Copy(hidden, _firstFeatureRow * width, _selected, 0, TokensPerImage * width);
             be.Linear(_projector1, _projector1Bias, _selected, _projected, TokensPerImage);
             be.Activate(_projectorActivation, _projected, _projected, TokensPerImage * _dim);
-            var features = be.Allocate(TokensPerImage * _dim);
-            be.Linear(_projector2, _projector2Bias, _projected, features, TokensPerImage);
-            images.Add(features);
+            if (own.ImageCount == own.Images.Count) own.Images.Add(be.Allocate(TokensPerImage * _dim));
+            be.Linear(_projector2, _projector2Bias, _projected, own.Images[own.ImageCount++], TokensPerImage);
         }
     }
 
     public void ClearImages(IModelState state)
     {
         var own = Own(state);
-        own.Images.Clear();
+        own.ImageCount = 0;
         own.Reset();
     }
 
@@ -138,10 +142,10 @@ public sealed class LlavaModel : IMultimodalModel
             if (token == ImageTokenId) imageTokens++;
         }
         // Without images, image tokens run as plain tokens (a text-only caller never needs to know about images).
-        int available = own.Images.Count * TokensPerImage;
-        if (imageTokens > 0 && own.Images.Count > 0 && own.ImageTokensFed + imageTokens > available)
+        int available = own.ImageCount * TokensPerImage;
+        if (imageTokens > 0 && own.ImageCount > 0 && own.ImageTokensFed + imageTokens > available)
             throw new ArgumentException(
-                $"the prompt has {own.ImageTokensFed + imageTokens} image tokens, the {own.Images.Count} attached image(s) fill {available} ({TokensPerImage} each)");
+                $"the prompt has {own.ImageTokensFed + imageTokens} image tokens, the {own.ImageCount} attached image(s) fill {available} ({TokensPerImage} each)");
         _text.Forward(own.Text, tokens, logits, allPositions, imageTokens == 0 ? null : (x, batch) => PlaceImageFeatures(own, x, batch));
     }
 
@@ -160,7 +164,7 @@ public sealed class LlavaModel : IMultimodalModel
             int k = state.ImageTokensFed, row = k % TokensPerImage;
             int run = 1;
             while (t + run < batch.Length && batch[t + run] == ImageTokenId && row + run < TokensPerImage) run++;
-            if (k / TokensPerImage < state.Images.Count)
+            if (k / TokensPerImage < state.ImageCount)
                 Backend.Copy(state.Images[k / TokensPerImage], row * _dim, x, t * _dim, run * _dim);
             state.ImageTokensFed += run;
             t += run;

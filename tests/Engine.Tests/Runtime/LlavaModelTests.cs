@@ -45,7 +45,7 @@ public sealed class LlavaModelTests
     }
 
     [Fact]
-    public void A_reset_state_replays_the_prompt_with_its_image_and_clearing_images_runs_plain_text()
+    public void A_reset_state_replays_the_prompt_with_its_image_and_cleared_images_are_gone()
     {
         using var model = Load(BackendKind.Cpu);
         var state = FixtureRun.CreateState(model, Reference);
@@ -61,6 +61,12 @@ public sealed class LlavaModelTests
         Assert.Equal(0, state.Position);
         model.Forward(state, Reference.InputIds, again, allPositions: false);
         Assert.True(first.Zip(again).Max(p => Math.Abs(p.First - p.Second)) > 1e-2, "without the image the image tokens are plain embeddings");
+
+        // An image attached after clearing (its features stored where the cleared one's were) is seen as before.
+        model.ClearImages(state);
+        model.AddImages(state, Reference.PixelValues!, Reference.PixelValuesShape!);
+        model.Forward(state, Reference.InputIds, again, allPositions: false);
+        Assert.Equal(first, again);
     }
 
     [Fact]
