@@ -27,7 +27,26 @@ public sealed class TextGenerator(ILanguageModel model, TextTokenizer tokenizer)
     /// <summary>The tokens the model's state holds, in order.</summary>
     public IReadOnlyList<int> History => _history;
 
+    /// <summary>Forgets the conversation: its tokens and, for a multimodal model, its images.</summary>
     public void Reset()
+    {
+        if (model is IMultimodalModel multimodal) multimodal.ClearImages(_state);
+        Rewind();
+    }
+
+    /// <summary>
+    /// Attaches an image to the conversation (a multimodal model only): the prompts' image tokens take the features of
+    /// the attached images in order (<see cref="IMultimodalModel"/>).
+    /// </summary>
+    public void AddImage(ReadOnlySpan<float> pixelValues, ReadOnlySpan<int> shape)
+    {
+        var multimodal = model as IMultimodalModel
+            ?? throw new NotSupportedException($"the model ({model.Config.Architecture}) reads no images");
+        multimodal.AddImages(_state, pixelValues, shape);
+    }
+
+    /// <summary>Empties the state but keeps its images, so the prompt can be fed again from the start.</summary>
+    private void Rewind()
     {
         _state.Reset();
         _history.Clear();
@@ -45,7 +64,7 @@ public sealed class TextGenerator(ILanguageModel model, TextTokenizer tokenizer)
         if (common < _history.Count)
         {
             // The state cannot be rewound to a prefix, so a diverging prompt starts from scratch.
-            Reset();
+            Rewind();
             common = 0;
         }
         if (prompt.Count + maxTokens > model.MaxContext)

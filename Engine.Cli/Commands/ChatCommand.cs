@@ -3,6 +3,7 @@ using System.Text;
 using Engine.Runtime;
 using Engine.Runtime.Chat;
 using Engine.Runtime.Sampling;
+using Engine.Runtime.Vision;
 
 namespace Engine.Cli.Commands;
 
@@ -13,7 +14,7 @@ namespace Engine.Cli.Commands;
 /// </summary>
 public static class ChatCommand
 {
-    private const string Help = "commands: /reset forgets the conversation, /bits N reads N mantissa bits of SEFP weights (2..7, 0 = all), /help shows this, /exit quits (so does end of input); Ctrl+C stops a reply";
+    private const string Help = "commands: /reset forgets the conversation, /image FILE attaches an image (PNG or JPEG) to the next message (vision models), /bits N reads N mantissa bits of SEFP weights (2..7, 0 = all), /help shows this, /exit quits (so does end of input); Ctrl+C stops a reply";
 
     public static Command Create()
     {
@@ -21,7 +22,8 @@ public static class ChatCommand
         var sampling = new SamplingOptionsBinder();
         var count = new Option<int>("--n-predict", "-n") { Description = "Most tokens per reply", DefaultValueFactory = _ => 256 };
         var system = new Option<string?>("--system") { Description = "A system message that opens the conversation" };
-        var command = new Command("chat", "Chat with a model (default: tinyprose-14m) over standard input") { count, system };
+        var image = new Option<FileInfo?>("--image") { Description = "An image (PNG or JPEG) the first message is about (vision models)" };
+        var command = new Command("chat", "Chat with a model (default: tinyprose-14m) over standard input") { count, system, image };
         arguments.AddTo(command);
         sampling.AddTo(command);
         command.SetAction(parse =>
@@ -32,15 +34,30 @@ public static class ChatCommand
             var (model, tokenizer) = arguments.LoadWithTokenizer(parse);
             using var _ = model;
             var generator = new TextGenerator(model, tokenizer);
+            var vision = model as IMultimodalModel;
+            var preprocessor = vision is null ? null : ImagePreprocessor.ForModel(arguments.ModelPath(parse), model.Config);
             var messages = new List<ChatMessage>();
             string? systemText = parse.GetValue(system);
+            int pendingImages = 0;
             void Restart()
             {
                 messages.Clear();
                 generator.Reset();
+                pendingImages = 0;
                 if (!string.IsNullOrWhiteSpace(systemText)) messages.Add(new ChatMessage("system", systemText));
             }
+            void AttachImage(string path)
+            {
+                var (pixels, shape) = preprocessor!.Load(path);
+                generator.AddImage(pixels, shape);
+                pendingImages++;
+            }
             Restart();
+            if (parse.GetValue(image) is { } firstImage)
+            {
+                if (preprocessor is null) throw new ArgumentException($"--image: the model ({model.Config.Architecture}) reads no images");
+                AttachImage(firstImage.FullName);
+            }
 
             bool interactive = !Console.IsInputRedirected;
             CancellationTokenSource? reply = null;
@@ -53,6 +70,20 @@ public static class ChatCommand
                     current.Cancel();
                 }
             };
+            string AddImage(string path)
+            {
+                if (preprocessor is null) return $"(the model ({model.Config.Architecture}) reads no images)";
+                if (path.Length == 0) return "/image takes the path of a PNG or JPEG file";
+                try
+                {
+                    AttachImage(path);
+                }
+                catch (Exception e) when (e is IOException or InvalidDataException or ArgumentException or NotSupportedException or UnauthorizedAccessException)
+                {
+                    return e.Message;
+                }
+                return $"(image {Path.GetFileName(path)} attached to the next message)";
+            }
             if (interactive) Console.Error.WriteLine($"{Path.GetFileName(Path.TrimEndingDirectorySeparator(arguments.ModelPath(parse)))} on {model.Backend.DeviceName}; {Help}");
             while (true)
             {
@@ -77,16 +108,33 @@ public static class ChatCommand
                     Console.Out.WriteLine(SetPrecision(model, line["/bits".Length..].Trim()));
                     continue;
                 }
+                if (line == "/image" || line.StartsWith("/image ", StringComparison.Ordinal))
+                {
+                    Console.Out.WriteLine(AddImage(line["/image".Length..].Trim()));
+                    continue;
+                }
                 if (line.StartsWith('/'))
                 {
                     Console.Out.WriteLine($"unknown command {line.Split(' ')[0]}; {Help}");
                     continue;
                 }
 
-                messages.Add(new ChatMessage("user", line));
-                int[] prompt = tokenizer.ChatTemplate is { } template
-                    ? tokenizer.Encode(ChatTemplate.Render(template, messages, addGenerationPrompt: true, tokenizer.BosToken, tokenizer.EosToken), addBos: false, parseSpecial: true)
-                    : tokenizer.Encode(ChatTemplate.RenderPlain(messages, addGenerationPrompt: true), addBos: tokenizer.AddBosByDefault);
+                if (vision is not null && ImagePrompt.CountMarkers(line) > 0)
+                {
+                    Console.Out.WriteLine($"(\"{ImagePrompt.Marker}\" marks attached images: use /image FILE)");
+                    continue;
+                }
+
+                // Each image attached since the last message opens this one; its marker becomes the image tokens.
+                messages.Add(new ChatMessage("user", string.Concat(Enumerable.Repeat(ImagePrompt.Marker + "\n", pendingImages)) + line));
+                var template = tokenizer.ChatTemplate;
+                string rendered = template is not null
+                    ? ChatTemplate.Render(template, messages, addGenerationPrompt: true, tokenizer.BosToken, tokenizer.EosToken)
+                    : ChatTemplate.RenderPlain(messages, addGenerationPrompt: true);
+                int[] Encode(string text, bool opening) => template is not null
+                    ? tokenizer.Encode(text, addBos: false, parseSpecial: true)
+                    : tokenizer.Encode(text, addBos: opening && tokenizer.AddBosByDefault);
+                int[] prompt = vision is not null ? ImagePrompt.Encode(rendered, vision, Encode) : Encode(rendered, true);
                 if (prompt.Length + n > model.MaxContext)
                 {
                     messages.RemoveAt(messages.Count - 1);
@@ -104,6 +152,7 @@ public static class ChatCommand
                     }, reply.Token);
                 }
                 reply = null;
+                pendingImages = 0;
                 Console.Out.WriteLine();
                 messages.Add(new ChatMessage("assistant", answer.ToString().Trim()));
             }

@@ -6,14 +6,16 @@ namespace Engine.Cli.Commands;
 
 /// <summary>
 /// <c>engine logits</c>: the logits of every prompt position, and optionally N greedy tokens through the cache with
-/// end-of-sequence ids masked, as JSON (the contract in DESIGN.md that outside tests use).
+/// end-of-sequence ids masked, as JSON (the contract in DESIGN.md that outside tests use). For a vision model the
+/// input may carry normalised <c>pixel_values</c> with their <c>pixel_values_shape</c>; the prompt then holds the
+/// model's image tokens, one per image feature.
 /// </summary>
 public static class LogitsCommand
 {
     public static Command Create()
     {
         var model = CommonOptions.Model();
-        var input = new Option<FileInfo>("--input", "-i") { Description = "JSON file with \"input_ids\": [ints]", Required = true };
+        var input = new Option<FileInfo>("--input", "-i") { Description = "JSON file with \"input_ids\": [ints] (and \"pixel_values\", \"pixel_values_shape\" for vision models)", Required = true };
         var output = new Option<FileInfo>("--output", "-o") { Description = "JSON file to write \"logits\" ([n][vocab]) and \"greedy_new_tokens\"", Required = true };
         var greedy = new Option<int>("--greedy") { Description = "Also generate N greedy tokens (end-of-sequence ids masked)", DefaultValueFactory = _ => 0 };
         var backend = CommonOptions.Backend();
@@ -28,7 +30,7 @@ public static class LogitsCommand
         {
             int greedyCount = parse.GetValue(greedy);
             if (greedyCount < 0) throw new ArgumentException($"--greedy must be 0 or more, got {greedyCount}");
-            int[] ids = ReadInputIds(parse.GetValue(input)!.FullName);
+            var (ids, pixels, shape) = ReadInput(parse.GetValue(input)!.FullName);
             using var loaded = ModelLoader.Load(parse.GetValue(model)!, new ModelOptions
             {
                 Backend = parse.GetValue(backend),
@@ -44,6 +46,7 @@ public static class LogitsCommand
                 if ((uint)id >= (uint)vocab) throw new ArgumentException($"input id {id} is outside the vocabulary (0..{vocab - 1})");
             }
             var state = loaded.CreateState();
+            if (pixels is not null) AttachImages(loaded, state, ids, pixels, shape!);
             var logits = new float[ids.Length * vocab];
             loaded.Forward(state, ids, logits, allPositions: true);
             int[] generated = greedyCount == 0
@@ -55,7 +58,20 @@ public static class LogitsCommand
         return command;
     }
 
-    private static int[] ReadInputIds(string path)
+    /// <summary>Checks that the prompt's image tokens are exactly the images' features, and attaches the images.</summary>
+    private static void AttachImages(ILanguageModel model, IModelState state, int[] ids, float[] pixels, int[] shape)
+    {
+        var vision = model as IMultimodalModel
+            ?? throw new ArgumentException($"pixel_values given, but the model ({model.Config.Architecture}) reads no images");
+        int images = shape.Length == 4 ? shape[0] : 1;
+        int tokens = ids.Count(id => id == vision.ImageTokenId);
+        if (tokens != (long)images * vision.TokensPerImage)
+            throw new ArgumentException(
+                $"input_ids hold {tokens} image tokens (id {vision.ImageTokenId}); {images} image(s) need {(long)images * vision.TokensPerImage} ({vision.TokensPerImage} each)");
+        vision.AddImages(state, pixels, shape);
+    }
+
+    private static (int[] Ids, float[]? Pixels, int[]? Shape) ReadInput(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"input file not found: {path}");
         try
@@ -64,13 +80,32 @@ public static class LogitsCommand
             if (document.RootElement.ValueKind != JsonValueKind.Object || !document.RootElement.TryGetProperty("input_ids", out var idsElement)
                 || idsElement.ValueKind != JsonValueKind.Array)
                 throw new InvalidDataException($"{path}: expected an object with an \"input_ids\" array");
-            if (document.RootElement.TryGetProperty("pixel_values", out _))
-                throw new NotSupportedException($"{path}: pixel_values given, but no vision model is supported yet");
+            var root = document.RootElement;
+            float[]? pixels = null;
+            int[]? shape = null;
+            if (root.TryGetProperty("pixel_values", out var pixelElement))
+            {
+                if (pixelElement.ValueKind != JsonValueKind.Array)
+                    throw new InvalidDataException($"{path}: pixel_values must be an array of numbers (flattened row-major)");
+                pixels = pixelElement.EnumerateArray()
+                    .Select(e => e.ValueKind == JsonValueKind.Number && e.TryGetSingle(out float v) && float.IsFinite(v) ? v
+                        : throw new InvalidDataException($"{path}: pixel_values must hold finite numbers, found {e.GetRawText()}"))
+                    .ToArray();
+                if (!root.TryGetProperty("pixel_values_shape", out var shapeElement) || shapeElement.ValueKind != JsonValueKind.Array)
+                    throw new InvalidDataException($"{path}: pixel_values needs pixel_values_shape ([images, channels, height, width])");
+                shape = shapeElement.EnumerateArray()
+                    .Select(e => e.ValueKind == JsonValueKind.Number && e.TryGetInt32(out int v) && v > 0 ? v
+                        : throw new InvalidDataException($"{path}: pixel_values_shape must hold positive integers, found {e.GetRawText()}"))
+                    .ToArray();
+                long count = shape.Aggregate(1L, (a, b) => a * b);
+                if (shape.Length is not (3 or 4) || count != pixels.Length)
+                    throw new InvalidDataException($"{path}: pixel_values_shape [{string.Join(", ", shape)}] does not describe {pixels.Length} pixel values");
+            }
             var ids = idsElement.EnumerateArray()
                 .Select(e => e.ValueKind == JsonValueKind.Number && e.TryGetInt32(out int v) ? v
                     : throw new InvalidDataException($"{path}: input_ids must hold integers, found {e.GetRawText()}"))
                 .ToArray();
-            return ids.Length > 0 ? ids : throw new InvalidDataException($"{path}: input_ids is empty");
+            return ids.Length > 0 ? (ids, pixels, shape) : throw new InvalidDataException($"{path}: input_ids is empty");
         }
         catch (JsonException e)
         {

@@ -12,6 +12,7 @@ public static class ArchitectureRegistry
 
     private static readonly Dictionary<string, Factory> Factories = new(StringComparer.OrdinalIgnoreCase)
     {
+        ["llava"] = (c, t, b, o) => new LlavaModel(c, t, b, o),
         ["llama"] = (c, t, b, o) => new LlamaModel(c, t, b, o),
         ["mistral"] = (c, t, b, o) => new LlamaModel(c, t, b, o),
         ["qwen2"] = (c, t, b, o) => new LlamaModel(c, t, b, o),

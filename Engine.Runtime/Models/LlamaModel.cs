@@ -65,7 +65,8 @@ public sealed class LlamaModel : ILanguageModel
     private IEnumerable<IWeightMatrix> MatricesReadPerToken() =>
         _layers.SelectMany(l => new[] { l.Query, l.Key, l.Value, l.Output, l.Gate, l.Up, l.Down }).Prepend(_head);
 
-    public LlamaModel(ModelConfig config, ITensorSource tensors, IBackend backend, ModelOptions options)
+    /// <param name="tensorPrefix">Put in front of every tensor name (a language model inside a multimodal one).</param>
+    public LlamaModel(ModelConfig config, ITensorSource tensors, IBackend backend, ModelOptions options, string tensorPrefix = "")
     {
         Config = config;
         Backend = backend;
@@ -82,9 +83,9 @@ public sealed class LlamaModel : ILanguageModel
         if (MaxContext <= 0) throw new InvalidDataException($"context length {MaxContext} is not positive");
         _maxBatch = Math.Clamp(options.MaxBatch, 1, MaxContext);
 
-        var loader = new WeightLoader(tensors, backend);
+        var loader = new WeightLoader(tensors, backend, tensorPrefix);
         _embedding = loader.Matrix("model.embed_tokens.weight", _vocab, _dim);
-        _head = tensors.TryGet("lm_head.weight", out _) ? loader.Matrix("lm_head.weight", _vocab, _dim) : _embedding;
+        _head = loader.Has("lm_head.weight") ? loader.Matrix("lm_head.weight", _vocab, _dim) : _embedding;
         _finalNorm = loader.Vector("model.norm.weight", _dim);
         _layers = new Layer[config.LayerCount];
         int qDim = _heads * _headDim, kvDim = _kvHeads * _headDim;
@@ -136,7 +137,17 @@ public sealed class LlamaModel : ILanguageModel
         return new KvCache(keys, values);
     }
 
-    public void Forward(IModelState state, ReadOnlySpan<int> tokens, Span<float> logits, bool allPositions)
+    /// <summary>
+    /// Overwrites rows of a batch's input embeddings <paramref name="x"/> ([tokens][D], on the backend) before the layers
+    /// run: how a multimodal model puts image features in place of its image tokens.
+    /// </summary>
+    internal delegate void EmbeddingEdit(ITensor x, ReadOnlySpan<int> tokens);
+
+    public void Forward(IModelState state, ReadOnlySpan<int> tokens, Span<float> logits, bool allPositions) =>
+        Forward(state, tokens, logits, allPositions, null);
+
+    /// <summary><see cref="Forward(IModelState, ReadOnlySpan{int}, Span{float}, bool)"/>, with <paramref name="edit"/> applied to each batch's embeddings in order.</summary>
+    internal void Forward(IModelState state, ReadOnlySpan<int> tokens, Span<float> logits, bool allPositions, EmbeddingEdit? edit)
     {
         var cache = state as KvCache ?? throw new ArgumentException("the state was made by another model", nameof(state));
         if (tokens.IsEmpty) throw new ArgumentException("no tokens to feed", nameof(tokens));
@@ -149,7 +160,7 @@ public sealed class LlamaModel : ILanguageModel
         for (int start = 0; start < tokens.Length; start += _maxBatch)
         {
             int count = Math.Min(_maxBatch, tokens.Length - start);
-            Layers(cache, tokens.Slice(start, count));
+            Layers(cache, tokens.Slice(start, count), edit);
             if (allPositions)
                 Logits(0, count, logits.Slice(start * _vocab, count * _vocab));
             else if (start + count == tokens.Length)
@@ -161,13 +172,14 @@ public sealed class LlamaModel : ILanguageModel
     public void Dispose() => Backend.Dispose();
 
     /// <summary>Runs every layer on a batch, leaving the hidden states in _x and storing keys/values in the cache.</summary>
-    private void Layers(KvCache cache, ReadOnlySpan<int> tokens)
+    private void Layers(KvCache cache, ReadOnlySpan<int> tokens, EmbeddingEdit? edit)
     {
         var be = Backend;
         int n = tokens.Length, pos = cache.Position;
         int kvDim = _kvHeads * _headDim;
         float scale = 1f / MathF.Sqrt(_headDim);
         be.Embedding(_embedding, tokens, _x);
+        edit?.Invoke(_x, tokens);
         for (int i = 0; i < _layers.Length; i++)
         {
             var layer = _layers[i];

@@ -28,6 +28,7 @@ public sealed class ArchitectureFormatTests : IDisposable
                      "fixtures/rwkv/rwkv7",
                      "fixtures/hf-tiny/mamba",
                      "fixtures/hf-tiny/mamba2",
+                     "fixtures/hf-tiny/llava",
                  })
             foreach (string format in new[] { "q4", "sefp" })
                 cases.Add(folder, format);

@@ -17,7 +17,7 @@ public sealed class ModelFixtureTests
                  {
                      "fixtures/hf-tiny/llama", "fixtures/hf-tiny/qwen2", "models/tinyprose-14m",
                      "fixtures/hf-tiny/rwkv4", "fixtures/rwkv/rwkv6", "fixtures/rwkv/rwkv7",
-                     "fixtures/hf-tiny/mamba", "fixtures/hf-tiny/mamba2",
+                     "fixtures/hf-tiny/mamba", "fixtures/hf-tiny/mamba2", "fixtures/hf-tiny/llava",
                  })
             foreach (var backend in new[] { BackendKind.Vulkan, BackendKind.Cpu })
                 cases.Add(model, backend);
@@ -32,7 +32,7 @@ public sealed class ModelFixtureTests
         var reference = new ReferenceFile(Path.Combine(path, "reference.json"));
         using var model = ModelLoader.Load(path, new ModelOptions { Backend = backend, MaxContext = 128 });
         int vocab = model.Config.VocabSize;
-        var state = model.CreateState();
+        var state = FixtureRun.CreateState(model, reference);
         var logits = new float[reference.InputIds.Length * vocab];
         model.Forward(state, reference.InputIds, logits, allPositions: true);
 

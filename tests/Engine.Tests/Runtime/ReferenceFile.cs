@@ -9,6 +9,11 @@ public sealed class ReferenceFile
     public float[][] Logits { get; }
     public int[] GreedyNewTokens { get; }
 
+    /// <summary>Normalised image tensor of a vision model's prompt (row-major), or null for text.</summary>
+    public float[]? PixelValues { get; }
+
+    public int[]? PixelValuesShape { get; }
+
     public ReferenceFile(string path)
     {
         using var document = JsonDocument.Parse(File.ReadAllBytes(path));
@@ -18,6 +23,11 @@ public sealed class ReferenceFile
             ? logits.EnumerateArray().Select(row => row.EnumerateArray().Select(v => v.GetSingle()).ToArray()).ToArray()
             : [];
         GreedyNewTokens = Ints(root.GetProperty("greedy_new_tokens"));
+        if (root.TryGetProperty("pixel_values", out var pixels))
+        {
+            PixelValues = pixels.EnumerateArray().Select(v => v.GetSingle()).ToArray();
+            PixelValuesShape = Ints(root.GetProperty("pixel_values_shape"));
+        }
     }
 
     private static int[] Ints(JsonElement array) => array.EnumerateArray().Select(v => v.GetInt32()).ToArray();

@@ -1,0 +1,30 @@
+namespace Engine.Runtime;
+
+/// <summary>
+/// A language model that also reads images. A prompt holds <see cref="TokensPerImage"/> copies of
+/// <see cref="ImageTokenId"/> for each image; images attached to a state with <see cref="AddImages"/> fill those tokens
+/// in order: the k-th image token fed since position 0 takes row k mod <see cref="TokensPerImage"/> of image
+/// k / <see cref="TokensPerImage"/>. Everything else is the plain <see cref="ILanguageModel"/> session: a prompt without
+/// image tokens runs as text, and <see cref="IModelState.Reset"/> keeps the images so a replayed prompt sees them again.
+/// </summary>
+public interface IMultimodalModel : ILanguageModel
+{
+    /// <summary>The token id that stands for one image feature in a prompt.</summary>
+    int ImageTokenId { get; }
+
+    /// <summary>Image tokens (features) per image.</summary>
+    int TokensPerImage { get; }
+
+    /// <summary>[channels, height, width] of one image as <see cref="AddImages"/> takes it.</summary>
+    IReadOnlyList<int> ImageShape { get; }
+
+    /// <summary>
+    /// Encodes normalised images, <paramref name="pixelValues"/> row-major with <paramref name="shape"/>
+    /// [images, channels, height, width] (or [channels, height, width] for one), and attaches them to the state after
+    /// those it has. The features stay on the backend.
+    /// </summary>
+    void AddImages(IModelState state, ReadOnlySpan<float> pixelValues, ReadOnlySpan<int> shape);
+
+    /// <summary>Forgets the state's images and every consumed token.</summary>
+    void ClearImages(IModelState state);
+}

@@ -1,0 +1,71 @@
+using System.Text.Json;
+
+namespace Engine.Runtime.Models;
+
+/// <summary>
+/// Typed reads of one object of a config.json (a model's <c>vision_config</c>, say), with errors that name the field.
+/// <paramref name="where"/> says which object it is ("config.json vision_config").
+/// </summary>
+internal readonly record struct ConfigSection(JsonElement Element, string Where)
+{
+    /// <summary>The nested object <paramref name="name"/>; a missing or non-object field is an error.</summary>
+    public static ConfigSection Of(JsonElement? root, string name)
+    {
+        if (root is { ValueKind: JsonValueKind.Object } r && r.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.Object)
+            return new ConfigSection(value, $"config.json {name}");
+        throw new InvalidDataException($"config.json: missing object '{name}'");
+    }
+
+    public JsonElement? Find(string name) =>
+        Element.TryGetProperty(name, out var value) && value.ValueKind != JsonValueKind.Null ? value : null;
+
+    public int Int(string name, int? fallback = null) => Find(name) switch
+    {
+        { ValueKind: JsonValueKind.Number } v when v.TryGetInt32(out int i) => i,
+        null when fallback is int f => f,
+        null => throw new InvalidDataException($"{Where}: missing required field '{name}'"),
+        { } v => throw new InvalidDataException($"{Where}: field '{name}' must be an integer, found {v.GetRawText()}"),
+    };
+
+    public int Positive(string name, int? fallback = null)
+    {
+        int value = Int(name, fallback);
+        return value > 0 ? value : throw new InvalidDataException($"{Where}: field '{name}' must be positive, found {value}");
+    }
+
+    public double Double(string name, double fallback) => Find(name) switch
+    {
+        { ValueKind: JsonValueKind.Number } v when v.TryGetDouble(out double d) && double.IsFinite(d) => d,
+        null => fallback,
+        { } v => throw new InvalidDataException($"{Where}: field '{name}' must be a finite number, found {v.GetRawText()}"),
+    };
+
+    public string String(string name, string fallback) => Find(name) switch
+    {
+        { ValueKind: JsonValueKind.String } v => v.GetString()!,
+        null => fallback,
+        { } v => throw new InvalidDataException($"{Where}: field '{name}' must be a string, found {v.GetRawText()}"),
+    };
+
+    public bool Bool(string name, bool fallback) => Find(name) switch
+    {
+        { ValueKind: JsonValueKind.True } => true,
+        { ValueKind: JsonValueKind.False } => false,
+        null => fallback,
+        { } v => throw new InvalidDataException($"{Where}: field '{name}' must be true or false, found {v.GetRawText()}"),
+    };
+
+    /// <summary>An element-wise function named as Hugging Face's ACT2FN names it.</summary>
+    public Activation Activation(string name, string fallback)
+    {
+        string value = String(name, fallback);
+        return value switch
+        {
+            "gelu" => Runtime.Activation.Gelu,
+            "gelu_new" or "gelu_pytorch_tanh" or "gelu_fast" => Runtime.Activation.GeluTanh,
+            "quick_gelu" => Runtime.Activation.QuickGelu,
+            "silu" or "swish" => Runtime.Activation.Silu,
+            _ => throw new NotSupportedException($"{Where}: {name} '{value}' is not supported (supported: gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, quick_gelu, silu)"),
+        };
+    }
+}
