@@ -1,4 +1,6 @@
+using System.Globalization;
 using System.Text.Json;
+using Engine.Formats;
 
 namespace Engine.Runtime.Models;
 
@@ -15,6 +17,10 @@ internal readonly record struct ConfigSection(JsonElement Element, string Where)
             return new ConfigSection(value, $"config.json {name}");
         throw new InvalidDataException($"config.json: missing object '{name}'");
     }
+
+    /// <summary>The top level of a model's config.json.</summary>
+    public static ConfigSection Root(ModelConfig config) =>
+        new(config.Raw ?? throw new InvalidDataException($"{config.Architecture}: the model needs its config.json fields"), "config.json");
 
     public JsonElement? Find(string name) =>
         Element.TryGetProperty(name, out var value) && value.ValueKind != JsonValueKind.Null ? value : null;
@@ -33,12 +39,26 @@ internal readonly record struct ConfigSection(JsonElement Element, string Where)
         return value > 0 ? value : throw new InvalidDataException($"{Where}: field '{name}' must be positive, found {value}");
     }
 
-    public double Double(string name, double fallback) => Find(name) switch
+    public double Double(string name, double fallback) => Find(name) is { } value ? Real(name, value) : fallback;
+
+    /// <summary>A [low, high] pair of numbers.</summary>
+    public (double Low, double High) Range(string name, (double, double) fallback)
     {
-        { ValueKind: JsonValueKind.Number } v when v.TryGetDouble(out double d) && double.IsFinite(d) => d,
-        null => fallback,
-        { } v => throw new InvalidDataException($"{Where}: field '{name}' must be a finite number, found {v.GetRawText()}"),
-    };
+        if (Find(name) is not { } value) return fallback;
+        if (value.ValueKind != JsonValueKind.Array || value.GetArrayLength() != 2)
+            throw new InvalidDataException($"{Where}: field '{name}' must be a pair of numbers, found {value.GetRawText()}");
+        return (Real(name, value[0]), Real(name, value[1]));
+    }
+
+    /// <summary>A number; transformers writes non-finite ones as {"__float__": "Infinity"}.</summary>
+    private double Real(string name, JsonElement value)
+    {
+        if (value.ValueKind == JsonValueKind.Number && value.TryGetDouble(out double number)) return number;
+        if (value.ValueKind == JsonValueKind.Object && value.TryGetProperty("__float__", out var text) && text.ValueKind == JsonValueKind.String
+            && double.TryParse(text.GetString(), NumberStyles.Float, CultureInfo.InvariantCulture, out double special))
+            return special;
+        throw new InvalidDataException($"{Where}: field '{name}' must be a number, found {value.GetRawText()}");
+    }
 
     public string String(string name, string fallback) => Find(name) switch
     {

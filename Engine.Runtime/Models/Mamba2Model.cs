@@ -40,10 +40,10 @@ public sealed class Mamba2Model : SsmModel
     private Mamba2Model(ModelConfig config, ITensorSource tensors, IBackend backend, ModelOptions options, WeightLoader loader)
         : base(config, tensors, backend, options, loader)
     {
-        var raw = new RawFields(config);
-        raw.RequireSilu();
-        bool bias = raw.Flag("use_bias", false), convBias = raw.Flag("use_conv_bias", true);
-        _inner = (int)(raw.Number("expand", 2) * Dim);
+        var raw = ConfigSection.Root(config);
+        RequireSilu(raw);
+        bool bias = raw.Bool("use_bias", false), convBias = raw.Bool("use_conv_bias", true);
+        _inner = (int)(raw.Double("expand", 2) * Dim);
         int heads = raw.Positive("num_heads");
         int headDim = raw.Positive("head_dim", 64);
         _stateSize = raw.Positive("state_size", 128);

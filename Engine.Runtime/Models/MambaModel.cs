@@ -41,15 +41,16 @@ public sealed class MambaModel : SsmModel
     private MambaModel(ModelConfig config, ITensorSource tensors, IBackend backend, ModelOptions options, WeightLoader loader)
         : base(config, tensors, backend, options, loader)
     {
-        var raw = new RawFields(config);
-        raw.RequireSilu();
-        bool bias = raw.Flag("use_bias", false), convBias = raw.Flag("use_conv_bias", true);
-        _inner = config.IntermediateSize > 0 ? config.IntermediateSize : (int)(raw.Number("expand", 2) * Dim);
+        var raw = ConfigSection.Root(config);
+        RequireSilu(raw);
+        bool bias = raw.Bool("use_bias", false), convBias = raw.Bool("use_conv_bias", true);
+        _inner = config.IntermediateSize > 0 ? config.IntermediateSize : (int)(raw.Double("expand", 2) * Dim);
         _stateSize = raw.Positive("state_size", 16);
         _kernel = raw.Positive("conv_kernel", 4);
         if (_kernel < 2) throw new InvalidDataException($"config.json: conv_kernel {_kernel} is below 2");
         // "auto" (the default) is ceil(D / 16).
-        _rank = raw.Text("time_step_rank") == "auto" ? (Dim + 15) / 16 : raw.Positive("time_step_rank", (Dim + 15) / 16);
+        bool autoRank = raw.Find("time_step_rank")?.ValueKind == System.Text.Json.JsonValueKind.String && raw.String("time_step_rank", "") == "auto";
+        _rank = autoRank ? (Dim + 15) / 16 : raw.Positive("time_step_rank", (Dim + 15) / 16);
         int selection = _rank + 2 * _stateSize;
 
         int b = MaxBatch;

@@ -29,8 +29,8 @@ public sealed class Rwkv4Model : RwkvModel
         : base(config, tensors, backend, options, "rwkv.", "rwkv.embeddings.weight", "pre_ln",
             FeedForwardSizeOf(config, tensors, "rwkv.blocks.0.feed_forward.key.weight"))
     {
-        _attention = RawInt("attention_hidden_size", Dim);
-        _rescaleEvery = RawInt("rescale_every", DefaultRescaleEvery);
+        _attention = Raw.Int("attention_hidden_size", Dim);
+        _rescaleEvery = Raw.Int("rescale_every", DefaultRescaleEvery);
         if (_attention <= 0) throw new InvalidDataException($"attention_hidden_size {_attention} is not positive");
 
         ITensor Complement(string name) => backend.UploadVector(Loader.Floats(name, Dim).Select(m => 1 - m).ToArray());

@@ -39,10 +39,10 @@ public sealed class Rwkv6Model : RwkvModel
         _heads = Loader.Size(config.HeadCount, "blocks.0.att.time_faaaa", 0);
         _headSize = Loader.Size(config.HeadDim, "blocks.0.att.time_faaaa", 1);
         _attention = _heads * _headSize;
-        _mixRank = Loader.Size(RawInt("d_mix_lora", 0) * MixNames.Length, "blocks.0.att.time_maa_w1", 1) / MixNames.Length;
+        _mixRank = Loader.Size(Raw.Int("d_mix_lora", 0) * MixNames.Length, "blocks.0.att.time_maa_w1", 1) / MixNames.Length;
         _decayRank = Rank("d_decay_lora", "blocks.0.att.time_decay_w1");
         // Training norms x / head_size_divisor with eps 1e-5: the same as x itself with eps 1e-5 · divisor².
-        _groupNormEps = (float)RawDouble("group_norm_epsilon", 1e-5 * Math.Pow(RawDouble("head_size_divisor", 8), 2));
+        _groupNormEps = (float)Raw.Double("group_norm_epsilon", 1e-5 * Math.Pow(Raw.Double("head_size_divisor", 8), 2));
 
         _layers = new Layer[LayerCount];
         for (int i = 0; i < LayerCount; i++)

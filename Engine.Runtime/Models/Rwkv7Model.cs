@@ -42,7 +42,7 @@ public sealed class Rwkv7Model : RwkvModel
         _heads = Loader.Size(config.HeadCount, "blocks.0.att.r_k", 0);
         _headSize = Loader.Size(config.HeadDim, "blocks.0.att.r_k", 1);
         _attention = _heads * _headSize;
-        _groupNormEps = (float)RawDouble("group_norm_epsilon", 64e-5);
+        _groupNormEps = (float)Raw.Double("group_norm_epsilon", 64e-5);
 
         Lora LoadLora(string a, string name, string rankField, bool withBias)
         {

@@ -251,20 +251,11 @@ public abstract class RwkvModel : ILanguageModel
     protected IWeightMatrix FloatMatrix(string name, int rows, int columns, float[] values) =>
         Backend.UploadMatrix(new TensorInfo(name, [rows, columns], WeightType.F32), MemoryMarshal.AsBytes(values.AsSpan()));
 
-    /// <summary>An integer field of config.json that the common config does not carry, or <paramref name="fallback"/>.</summary>
-    protected int RawInt(string name, int fallback) =>
-        Config.Raw is { } raw && raw.TryGetProperty(name, out var value) && value.ValueKind != System.Text.Json.JsonValueKind.Null
-            ? value.TryGetInt32(out int result) ? result : throw new InvalidDataException($"config field '{name}' must be an integer, found {value.GetRawText()}")
-            : fallback;
-
-    /// <summary>A number field of config.json that the common config does not carry, or <paramref name="fallback"/>.</summary>
-    protected double RawDouble(string name, double fallback) =>
-        Config.Raw is { } raw && raw.TryGetProperty(name, out var value) && value.ValueKind != System.Text.Json.JsonValueKind.Null
-            ? value.TryGetDouble(out double result) && double.IsFinite(result) ? result : throw new InvalidDataException($"config field '{name}' must be a number, found {value.GetRawText()}")
-            : fallback;
+    /// <summary>The fields of config.json that the common config does not carry.</summary>
+    private protected ConfigSection Raw => ConfigSection.Root(Config);
 
     /// <summary>The rank of a LoRA factor [D, r] stored as x @ W: the config's <paramref name="field"/>, else its second dimension.</summary>
-    protected int Rank(string field, string name) => Loader.Size(RawInt(field, 0), name, 1);
+    protected int Rank(string field, string name) => Loader.Size(Raw.Int(field, 0), name, 1);
 }
 
 /// <summary>

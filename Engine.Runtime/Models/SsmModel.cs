@@ -1,5 +1,3 @@
-using System.Globalization;
-using System.Text.Json;
 using Engine.Formats;
 
 namespace Engine.Runtime.Models;
@@ -161,64 +159,11 @@ public abstract class SsmModel : ILanguageModel
     private protected static ITensor ConvWeight(WeightLoader loader, IBackend backend, string name, int channels, int kernel) =>
         backend.UploadVector(loader.Floats(name, [channels, 1, kernel]));
 
-    /// <summary>Reads Mamba's fields of config.json that <see cref="ModelConfig"/> does not carry.</summary>
-    private protected sealed class RawFields(ModelConfig config)
+    /// <summary>The activation of the convolution and gate: the shaders apply SiLU.</summary>
+    private protected static void RequireSilu(ConfigSection raw)
     {
-        private readonly JsonElement _root = config.Raw ?? throw new InvalidDataException($"{config.Architecture}: the model needs its config.json fields");
-
-        private JsonElement? Find(string name) =>
-            _root.TryGetProperty(name, out var value) && value.ValueKind != JsonValueKind.Null ? value : null;
-
-        public int Int(string name, int? fallback = null)
-        {
-            if (Find(name) is not { } value)
-                return fallback ?? throw new InvalidDataException($"config.json: missing required field '{name}'");
-            if (value.ValueKind == JsonValueKind.Number && value.TryGetInt32(out int result)) return result;
-            throw new InvalidDataException($"config.json: field '{name}' must be an integer, found {value.GetRawText()}");
-        }
-
-        public int Positive(string name, int? fallback = null)
-        {
-            int value = Int(name, fallback);
-            return value > 0 ? value : throw new InvalidDataException($"config.json: field '{name}' must be positive, found {value}");
-        }
-
-        public double Number(string name, double fallback) => Find(name) is { } value ? Real(name, value) : fallback;
-
-        public bool Flag(string name, bool fallback) => Find(name) switch
-        {
-            null => fallback,
-            { ValueKind: JsonValueKind.True } => true,
-            { ValueKind: JsonValueKind.False } => false,
-            { } value => throw new InvalidDataException($"config.json: field '{name}' must be true or false, found {value.GetRawText()}"),
-        };
-
-        public string? Text(string name) => Find(name) is { ValueKind: JsonValueKind.String } value ? value.GetString() : null;
-
-        /// <summary>A [low, high] pair; non-finite bounds are written {"__float__": "Infinity"} by transformers.</summary>
-        public (double Low, double High) Range(string name, (double, double) fallback)
-        {
-            if (Find(name) is not { } value) return fallback;
-            if (value.ValueKind != JsonValueKind.Array || value.GetArrayLength() != 2)
-                throw new InvalidDataException($"config.json: field '{name}' must be a pair of numbers, found {value.GetRawText()}");
-            return (Real(name, value[0]), Real(name, value[1]));
-        }
-
-        /// <summary>The activation of the convolution and gate; the shaders apply SiLU.</summary>
-        public void RequireSilu()
-        {
-            string act = Text("hidden_act") ?? "silu";
-            if (act is not ("silu" or "swish"))
-                throw new NotSupportedException($"config.json: hidden_act '{act}' is not supported (Mamba models use silu)");
-        }
-
-        private static double Real(string name, JsonElement value)
-        {
-            if (value.ValueKind == JsonValueKind.Number) return value.GetDouble();
-            if (value.ValueKind == JsonValueKind.Object && value.TryGetProperty("__float__", out var text) && text.ValueKind == JsonValueKind.String
-                && double.TryParse(text.GetString(), NumberStyles.Float, CultureInfo.InvariantCulture, out double special))
-                return special;
-            throw new InvalidDataException($"config.json: field '{name}' holds {value.GetRawText()}, not a number");
-        }
+        string act = raw.String("hidden_act", "silu");
+        if (act is not ("silu" or "swish"))
+            throw new NotSupportedException($"config.json: hidden_act '{act}' is not supported (Mamba models use silu)");
     }
 }
