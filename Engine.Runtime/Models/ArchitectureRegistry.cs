@@ -16,6 +16,10 @@ public static class ArchitectureRegistry
         ["mistral"] = (c, t, b, o) => new LlamaModel(c, t, b, o),
         ["qwen2"] = (c, t, b, o) => new LlamaModel(c, t, b, o),
         ["qwen3"] = (c, t, b, o) => new LlamaModel(c, t, b, o),
+        ["mixtral"] = (c, t, b, o) => new LlamaModel(c, t, b, o),
+        ["qwen2_moe"] = (c, t, b, o) => new LlamaModel(c, t, b, o),
+        ["qwen3_moe"] = (c, t, b, o) => new LlamaModel(c, t, b, o),
+        ["deepseek"] = (c, t, b, o) => new LlamaModel(c, t, b, o),
     };
 
     public static IReadOnlyCollection<string> Names => Factories.Keys;

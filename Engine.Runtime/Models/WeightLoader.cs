@@ -13,6 +13,41 @@ internal sealed class WeightLoader(ITensorSource tensors, IBackend backend)
         return backend.UploadMatrix(info, tensors.ReadBytes(name), tensors);
     }
 
+    /// <summary>
+    /// The experts' matrices (each [rows, columns], one format and parameters) uploaded as one stack
+    /// [experts, rows, columns], stream by stream, so that an expert-indexed product offsets into it.
+    /// </summary>
+    public IWeightMatrix Experts(IReadOnlyList<string> names, int rows, int columns)
+    {
+        var first = tensors.Require(names[0]);
+        var stacked = new TensorInfo(names[0] + " (stack of " + names.Count + " experts)", [names.Count, rows, columns], first.Type, first.Parameters);
+        if (first.Type == WeightType.LowRank || first.Layout.TailBytes != 0)
+            throw new NotSupportedException($"tensor '{names[0]}': experts stored in {first.Format.Name} cannot be stacked (per-matrix data); quantize the experts to another format");
+        var layout = stacked.Layout;
+        long total = layout.TotalBytes;
+        if (total < 0 || total > Array.MaxLength)
+            throw new InvalidDataException($"tensor '{names[0]}': the {names.Count} experts take {total} bytes, more than one upload holds");
+        var data = new byte[total];
+        for (int e = 0; e < names.Count; e++)
+        {
+            var info = tensors.Require(names[e]);
+            if (info.Rows != rows || info.Columns != columns || info.Shape.Length != 2)
+                throw new InvalidDataException($"tensor '{names[e]}' has shape {info.ShapeText}, the config implies [{rows}, {columns}]");
+            if (info.Type != first.Type || info.Parameters != first.Parameters)
+                throw new InvalidDataException($"tensor '{names[e]}' is stored as {info.Format.Name} {info.Parameters}, unlike '{names[0]}' ({first.Format.Name} {first.Parameters}); the experts of a projection must share one format");
+            byte[] bytes = tensors.ReadBytes(names[e]);
+            var own = info.Layout;
+            if (bytes.Length != own.TotalBytes)
+                throw new InvalidDataException($"tensor '{names[e]}': {bytes.Length} bytes stored, {own.TotalBytes} expected");
+            for (int s = 0; s < layout.StreamCount; s++)
+            {
+                long length = rows * own.RowBytes[s];
+                bytes.AsSpan((int)own.StreamOffset(s), (int)length).CopyTo(data.AsSpan((int)(layout.StreamOffset(s) + e * length)));
+            }
+        }
+        return backend.UploadMatrix(stacked, data, tensors);
+    }
+
     public ITensor Vector(string name, int length)
     {
         var info = tensors.Require(name);

@@ -90,6 +90,14 @@ public sealed unsafe class VulkanBackend : IBackend
         long rowsPerChunk = Math.Min(layout.Rows, maxRange / deviceRowBytes);
         if (rowsPerChunk <= 0)
             throw new InvalidDataException($"tensor '{info.Name}': one row of {deviceRowBytes} bytes exceeds the device's storage-buffer range");
+        if (info.Shape.Length == 3)
+        {
+            // A stack of experts: chunks hold whole experts, so an expert-indexed product finds an expert in one binding.
+            long expertRows = info.Shape[1];
+            rowsPerChunk = rowsPerChunk / expertRows * expertRows;
+            if (rowsPerChunk <= 0)
+                throw new InvalidDataException($"tensor '{info.Name}': one expert of {expertRows} rows exceeds the device's storage-buffer range");
+        }
 
         var chunks = new List<VulkanWeightMatrix.Chunk>();
         for (long first = 0; first < layout.Rows; first += rowsPerChunk)
@@ -342,6 +350,53 @@ public sealed unsafe class VulkanBackend : IBackend
         _recorder.Copy(from.Buffer, from.Offset, to.Buffer, to.Offset, Math.Min(from.Size, to.Size));
     }
 
+    public void MoeRoute(ITensor logits, ITensor routing, int tokens, int experts, int k, bool normalize, float scale)
+    {
+        MoeRouting.Check(tokens, experts, k, logits, routing);
+        var kernel = Kernel("moe_route", 2, (uint)sizeof(MoeRoutePush));
+        _recorder.Dispatch(kernel, [Tensor(logits).Slice, Tensor(routing).Slice], [Access.Read, Access.Write],
+            new MoeRoutePush((uint)tokens, (uint)experts, (uint)k, normalize ? 1u : 0u, scale), 1);
+    }
+
+    public void ExpertLinear(IWeightMatrix experts, int expertCount, ITensor routing, ITensor x, ITensor y, int tokens, int k, bool inputPerSlot)
+    {
+        if (experts is not VulkanWeightMatrix { Rotated: null } w)
+            throw new NotSupportedException($"expert weights in {WeightTypes.Get(experts.Type).Name} are not supported by the expert product; store experts in a format without a rotation or low-rank factors");
+        if (expertCount <= 0 || w.Rows % expertCount != 0)
+            throw new ArgumentException($"a stack of {w.Rows} rows does not split into {expertCount} experts", nameof(experts));
+        int expertRows = w.Rows / expertCount;
+        if (w.Chunks.Any(c => c.FirstRow % expertRows != 0 || c.Rows % expertRows != 0))
+            throw new ArgumentException($"tensor '{w.Info.Name}' was not uploaded as a stack of {expertCount} experts", nameof(experts));
+        if (tokens * k > MaxGroupsPerDimension)
+            throw new ArgumentException($"{tokens} tokens x {k} experts exceed one dispatch");
+        // One token (decode): a mat-vec per routing slot. A batch: a tiled product per expert over the slots the
+        // routing grouped under it; both read the choices on the device.
+        var kernel = WeightKernel(tokens == 1 ? "matvec_experts_" : "matmul_experts_", w, WeightPush.Bindings + 1,
+            tokens == 1 ? [_reduceWorkgroup, MatVecRows] : []);
+        BufferSlice[] slices = [default, Tensor(x).Slice, Tensor(y).Slice, Whole(_empty), w.Aux ?? Whole(_empty), Tensor(routing).Slice];
+        foreach (var chunk in w.Chunks)
+        {
+            slices[0] = Whole(chunk.Buffer);
+            var push = WeightPush.For(w, chunk, hasBias: false, tokens: inputPerSlot ? 1 : k, outStride: 0, inputColumns: w.Columns);
+            push.ExpertRows = (uint)expertRows;
+            if (tokens == 1)
+                _recorder.Dispatch(kernel, slices, ExpertAccess, push, ((uint)expertRows + MatVecRows - 1) / MatVecRows, (uint)k);
+            else
+                _recorder.Dispatch(kernel, slices, ExpertAccess, push, (uint)(expertRows + 63) / 64, (uint)(tokens + 63) / 64, (uint)expertCount);
+        }
+    }
+
+    public void MoeCombine(ITensor expertOutputs, ITensor routing, ITensor? shared, ITensor? sharedScale, ITensor output, int tokens, int k, int dim)
+    {
+        var kernel = Kernel("moe_combine", 5, (uint)sizeof(MoeCombinePush));
+        var (gx, gy) = Groups((uint)(tokens * dim + 63) / 64);
+        _recorder.Dispatch(kernel,
+            [Tensor(routing).Slice, Tensor(expertOutputs).Slice, shared is null ? Whole(_empty) : Tensor(shared).Slice,
+                sharedScale is null ? Whole(_empty) : Tensor(sharedScale).Slice, Tensor(output).Slice],
+            [Access.Read, Access.Read, Access.Read, Access.Read, Access.Write],
+            new MoeCombinePush((uint)tokens, (uint)k, (uint)dim, shared is null ? 0u : 1u, sharedScale is null ? 0u : 1u), gx, gy);
+    }
+
     public void Softmax(ITensor x, int rows, int cols)
     {
         var kernel = Kernel("softmax", 1, (uint)sizeof(SoftmaxPush), _reduceWorkgroup);
@@ -387,11 +442,15 @@ public sealed unsafe class VulkanBackend : IBackend
     }
 
     private static readonly Access[] LinearAccess = [Access.Read, Access.Read, Access.Write, Access.Read, Access.Read];
+    private static readonly Access[] ExpertAccess = [Access.Read, Access.Read, Access.Write, Access.Read, Access.Read, Access.Read];
     private static readonly Access[] EmbeddingAccess = [Access.Read, Access.Read, Access.Write, Access.Read, Access.Read];
 
     /// <summary>The kernel of a weight op for the matrix's format: every weight op has bindings 0..4 and <see cref="WeightPush"/>.</summary>
     private ComputeKernel WeightKernel(string op, VulkanWeightMatrix matrix, params uint[] constants) =>
-        Kernel(op + matrix.Info.Format.ShaderTag(matrix.Parameters), WeightPush.Bindings, (uint)sizeof(WeightPush), constants);
+        WeightKernel(op, matrix, WeightPush.Bindings, constants);
+
+    private ComputeKernel WeightKernel(string op, VulkanWeightMatrix matrix, int bindings, uint[] constants) =>
+        Kernel(op + matrix.Info.Format.ShaderTag(matrix.Parameters), bindings, (uint)sizeof(WeightPush), constants);
 
     private void Elementwise(string name, BufferSlice a, BufferSlice b, BufferSlice output, ElementwisePush push)
     {
@@ -442,6 +501,8 @@ public sealed unsafe class VulkanBackend : IBackend
         public uint DestinationOffset { get; init; }
         public uint DestinationStride { get; init; }
     }
+    private readonly record struct MoeRoutePush(uint Tokens, uint Experts, uint K, uint Normalize, float Scale);
+    private readonly record struct MoeCombinePush(uint Tokens, uint K, uint Dim, uint HasShared, uint HasSharedScale);
     private readonly record struct SoftmaxPush(uint Rows, uint Cols);
     private readonly record struct HadamardPush(uint RowLength, uint SourceLength, uint Block, uint OutputSide, uint HasBias);
 }

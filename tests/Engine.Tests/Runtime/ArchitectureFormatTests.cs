@@ -23,6 +23,8 @@ public sealed class ArchitectureFormatTests : IDisposable
                  {
                      "fixtures/hf-tiny/llama",
                      "fixtures/hf-tiny/qwen2",
+                     "fixtures/hf-tiny/mixtral",
+                     "fixtures/hf-tiny/qwen3_moe",
                  })
             foreach (string format in new[] { "q4", "sefp" })
                 cases.Add(folder, format);

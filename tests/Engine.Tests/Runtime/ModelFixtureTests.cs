@@ -12,7 +12,7 @@ public sealed class ModelFixtureTests
     public static TheoryData<string, BackendKind> HfCases()
     {
         var cases = new TheoryData<string, BackendKind>();
-        foreach (string model in new[] { "fixtures/hf-tiny/llama", "fixtures/hf-tiny/qwen2", "models/tinyprose-14m" })
+        foreach (string model in new[] { "fixtures/hf-tiny/llama", "fixtures/hf-tiny/qwen2", "models/tinyprose-14m", "fixtures/hf-tiny/mixtral", "fixtures/hf-tiny/qwen3_moe" })
             foreach (var backend in new[] { BackendKind.Vulkan, BackendKind.Cpu })
                 cases.Add(model, backend);
         return cases;
