@@ -1,0 +1,143 @@
+using Engine.Formats;
+using Engine.Runtime;
+using Engine.Tests.Formats;
+using Xunit;
+
+namespace Engine.Tests.Runtime;
+
+/// <summary>The mixture-of-experts ops (routing, expert-indexed products, combination) on Vulkan against the CPU reference.</summary>
+public sealed class MoeOpTests(BackendPair backends) : IClassFixture<BackendPair>
+{
+    private (float[] Cpu, float[] Vulkan) Both(Func<IBackend, ITensor> op, int outputLength) => WeightFormatChecks.Both(backends, op, outputLength);
+
+    private static ITensor Route(IBackend be, float[] logits, int tokens, int experts, int k, bool normalize = true, float scale = 1f)
+    {
+        var routing = be.Allocate(MoeRouting.Length(tokens, k, experts));
+        be.MoeRoute(be.UploadVector(logits), routing, tokens, experts, k, normalize, scale);
+        return routing;
+    }
+
+    [Theory]
+    [InlineData(37, 11, 1, true, 1f)]
+    [InlineData(37, 11, 3, true, 1f)]
+    [InlineData(70, 11, 3, false, 2.5f)]
+    [InlineData(5, 7, 7, true, 1f)]
+    [InlineData(1, 130, 8, false, 1f)]
+    public void Routing_matches_reference(int tokens, int experts, int k, bool normalize, float scale)
+    {
+        float[] logits = WeightFormatChecks.RandomValues(tokens * experts, 4);
+        int length = MoeRouting.Length(tokens, k, experts);
+        var (cpu, gpu) = Both(be => Route(be, logits, tokens, experts, k, normalize, scale), length);
+        WeightFormatChecks.AssertClose(cpu, gpu, 1e-5, $"routing {tokens} tokens to {k} of {experts}");
+
+        int slots = tokens * k;
+        for (int t = 0; t < tokens; t++)
+        {
+            // The chosen experts are the k largest logits in order, with weights from the softmax over all experts.
+            var row = logits.AsSpan(t * experts, experts).ToArray();
+            int[] order = [.. Enumerable.Range(0, experts).OrderByDescending(e => row[e]).ThenBy(e => e)];
+            double total = row.Sum(v => Math.Exp(v - row.Max()));
+            double chosen = order.Take(k).Sum(e => Math.Exp(row[e] - row.Max()) / total);
+            for (int j = 0; j < k; j++)
+            {
+                Assert.Equal(order[j], (int)cpu[MoeRouting.Expert(t * k + j)]);
+                double weight = Math.Exp(row[order[j]] - row.Max()) / total / (normalize ? chosen : 1) * scale;
+                Assert.Equal(weight, cpu[MoeRouting.Weight(t * k + j)], 1e-6);
+            }
+        }
+        // Grouping: every slot listed once, under its expert, ascending.
+        var listed = new List<int>();
+        for (int e = 0; e < experts; e++)
+        {
+            int start = (int)cpu[MoeRouting.GroupStart(slots, e)], end = (int)cpu[MoeRouting.GroupStart(slots, e + 1)];
+            var group = Enumerable.Range(start, end - start).Select(i => (int)cpu[MoeRouting.List(slots, experts) + i]).ToArray();
+            Assert.All(group, s => Assert.Equal(e, (int)cpu[MoeRouting.Expert(s)]));
+            Assert.Equal(group.Order(), group);
+            listed.AddRange(group);
+        }
+        Assert.Equal(Enumerable.Range(0, slots), listed.Order());
+    }
+
+    [Fact]
+    public void Routing_breaks_ties_toward_the_lower_expert()
+    {
+        const int tokens = 3, experts = 6, k = 3;
+        float[] logits =
+        [
+            1, 2, 2, 2, 0, 2,    // four-way tie for the top: experts 1, 2, 3
+            0, 0, 0, 0, 0, 0,    // all equal: 0, 1, 2 with weights 1/3 each
+            5, 1, 1, 5, 1, 1,    // tie at the top and below: 0, 3, 1
+        ];
+        int length = MoeRouting.Length(tokens, k, experts);
+        var (cpu, gpu) = Both(be => Route(be, logits, tokens, experts, k), length);
+        WeightFormatChecks.AssertClose(cpu, gpu, 1e-6, "tied routing");
+        int[] expected = [1, 2, 3, 0, 1, 2, 0, 3, 1];
+        for (int s = 0; s < expected.Length; s++) Assert.Equal(expected[s], (int)cpu[MoeRouting.Expert(s)]);
+        for (int j = 0; j < k; j++) Assert.Equal(1f / 3, cpu[MoeRouting.Weight(k + j)], 1e-6f);
+    }
+
+    public static TheoryData<WeightType, int, bool> ExpertCases()
+    {
+        var cases = new TheoryData<WeightType, int, bool>();
+        foreach (var type in new[] { WeightType.F16, WeightType.Q4, WeightType.F32, WeightType.Sefp })
+            foreach (int tokens in new[] { 1, 70 })
+                foreach (bool perSlot in new[] { false, true })
+                    cases.Add(type, tokens, perSlot);
+        return cases;
+    }
+
+    [Theory]
+    [MemberData(nameof(ExpertCases))]
+    public void Expert_linear_matches_reference(WeightType type, int tokens, bool inputPerSlot)
+    {
+        const int experts = 5, rows = 67, columns = 130, k = 2;
+        var format = WeightTypes.Get(type);
+        var encoded = WeightFormatChecks.Encode(type, format.DefaultParameters, experts * rows, columns);
+        var stack = new TensorInfo("experts", [experts, rows, columns], type, encoded.Info.Parameters);
+        float[] logits = WeightFormatChecks.RandomValues(tokens * experts, 4);
+        float[] x = WeightFormatChecks.RandomValues(tokens * (inputPerSlot ? k : 1) * columns);
+        var (cpu, gpu) = Both(be =>
+        {
+            var routing = Route(be, logits, tokens, experts, k);
+            var y = be.Allocate(tokens * k * rows);
+            be.ExpertLinear(be.UploadMatrix(stack, encoded.Data), experts, routing, be.UploadVector(x), y, tokens, k, inputPerSlot);
+            return y;
+        }, tokens * k * rows);
+        WeightFormatChecks.AssertClose(cpu, gpu, 1e-4, $"{format.Name} expert linear, {tokens} token(s), input per slot {inputPerSlot}");
+
+        // The CPU reference is the chosen expert's ordinary product.
+        var be = backends.Cpu;
+        var table = new float[MoeRouting.Length(tokens, k, experts)];
+        be.Read(Route(be, logits, tokens, experts, k), table);
+        var whole = new float[tokens * (inputPerSlot ? k : 1) * experts * rows];
+        var dense = be.Allocate(whole.Length);
+        be.Linear(be.UploadMatrix(encoded.Info, encoded.Data), null, be.UploadVector(x), dense, tokens * (inputPerSlot ? k : 1));
+        be.Read(dense, whole);
+        for (int s = 0; s < tokens * k; s++)
+        {
+            int expert = (int)table[MoeRouting.Expert(s)], input = inputPerSlot ? s : s / k;
+            for (int r = 0; r < rows; r++) Assert.Equal(whole[input * experts * rows + expert * rows + r], cpu[s * rows + r], 1e-5f);
+        }
+    }
+
+    [Theory]
+    [InlineData(1, false, false)]
+    [InlineData(9, true, false)]
+    [InlineData(70, true, true)]
+    public void Combine_matches_reference(int tokens, bool withShared, bool withScale)
+    {
+        const int experts = 6, k = 3, dim = 131;
+        float[] logits = WeightFormatChecks.RandomValues(tokens * experts, 4);
+        float[] outputs = WeightFormatChecks.RandomValues(tokens * k * dim);
+        float[] shared = WeightFormatChecks.RandomValues(tokens * dim);
+        float[] scale = WeightFormatChecks.RandomValues(tokens);
+        var (cpu, gpu) = Both(be =>
+        {
+            var result = be.Allocate(tokens * dim);
+            be.MoeCombine(be.UploadVector(outputs), Route(be, logits, tokens, experts, k), withShared ? be.UploadVector(shared) : null,
+                withScale ? be.UploadVector(scale) : null, result, tokens, k, dim);
+            return result;
+        }, tokens * dim);
+        WeightFormatChecks.AssertClose(cpu, gpu, 1e-5, $"combine of {tokens} token(s)");
+    }
+}
