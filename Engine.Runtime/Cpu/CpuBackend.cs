@@ -255,6 +255,11 @@ public sealed class CpuBackend : IBackend
 
     public void ExpertLinear(IWeightMatrix experts, int expertCount, ITensor routing, ITensor x, ITensor y, int tokens, int k, bool inputPerSlot)
     {
+        if (experts is LowRankExperts lowRank)
+        {
+            lowRank.ExpertLinear(this, expertCount, routing, x, y, tokens, k, inputPerSlot);
+            return;
+        }
         if (experts is not CpuWeightMatrix w || expertCount <= 0 || w.Rows % expertCount != 0)
             throw new ArgumentException($"expert weights must be a stack of {expertCount} equal matrices on this backend", nameof(experts));
         var table = Data(routing);

@@ -1,4 +1,5 @@
 using Engine.Formats;
+using Engine.Formats.Weights;
 
 namespace Engine.Runtime.Models;
 
@@ -21,8 +22,9 @@ internal sealed class WeightLoader(ITensorSource tensors, IBackend backend)
     {
         var first = tensors.Require(names[0]);
         var stacked = new TensorInfo(names[0] + " (stack of " + names.Count + " experts)", [names.Count, rows, columns], first.Type, first.Parameters);
-        if (first.Type == WeightType.LowRank || first.Layout.TailBytes != 0)
-            throw new NotSupportedException($"tensor '{names[0]}': experts stored in {first.Format.Name} cannot be stacked (per-matrix data); quantize the experts to another format");
+        if (first.Type == WeightType.LowRank) return LowRankExperts(names, stacked, rows, columns);
+        if (first.Layout.TailBytes != 0)
+            throw new NotSupportedException($"tensor '{names[0]}': experts stored in {first.Format.Name} cannot be stacked (they carry per-matrix data); quantize the experts to another format");
         var layout = stacked.Layout;
         long total = layout.TotalBytes;
         if (total < 0 || total > Array.MaxLength)
@@ -46,6 +48,27 @@ internal sealed class WeightLoader(ITensorSource tensors, IBackend backend)
             }
         }
         return backend.UploadMatrix(stacked, data, tensors);
+    }
+
+    /// <summary>Low-rank experts: each factor kind stacked; a U every expert references (MoBiE) loaded once.</summary>
+    private LowRankExperts LowRankExperts(IReadOnlyList<string> names, TensorInfo stacked, int rows, int columns)
+    {
+        var infos = names.Select(tensors.Require).ToArray();
+        foreach (var info in infos)
+        {
+            if (info.Rows != rows || info.Columns != columns || info.Shape.Length != 2)
+                throw new InvalidDataException($"tensor '{info.Name}' has shape {info.ShapeText}, the config implies [{rows}, {columns}]");
+            if (info.Type != stacked.Type || info.Parameters.Rank != stacked.Parameters.Rank || info.Parameters.Planes != stacked.Parameters.Planes)
+                throw new InvalidDataException($"tensor '{info.Name}' is stored as {info.Format.Name} {info.Parameters}, unlike '{names[0]}' ({stacked.Format.Name} {stacked.Parameters}); the experts of a projection must share one format");
+        }
+        var factors = infos.Select(info => LowRankFormat.Instance.Factors(info, tensors)).ToArray();
+        int rank = stacked.Parameters.Rank;
+        var v = Experts([.. factors.Select(f => f.V.Name)], rank, columns);
+        bool sharedU = factors.All(f => f.U.Name == factors[0].U.Name);
+        return new LowRankExperts(stacked, names.Count, v,
+            sharedU ? Matrix(factors[0].U.Name, rows, rank) : null,
+            sharedU ? null : Experts([.. factors.Select(f => f.U.Name)], rows, rank),
+            factors[0].Residual is null ? null : Experts([.. factors.Select(f => f.Residual!.Name)], rows, columns));
     }
 
     public ITensor Vector(string name, int length)

@@ -360,6 +360,11 @@ public sealed unsafe class VulkanBackend : IBackend
 
     public void ExpertLinear(IWeightMatrix experts, int expertCount, ITensor routing, ITensor x, ITensor y, int tokens, int k, bool inputPerSlot)
     {
+        if (experts is LowRankExperts lowRank)
+        {
+            lowRank.ExpertLinear(this, expertCount, routing, x, y, tokens, k, inputPerSlot);
+            return;
+        }
         if (experts is not VulkanWeightMatrix { Rotated: null } w)
             throw new NotSupportedException($"expert weights in {WeightTypes.Get(experts.Type).Name} are not supported by the expert product; store experts in a format without a rotation or low-rank factors");
         if (expertCount <= 0 || w.Rows % expertCount != 0)

@@ -1,5 +1,7 @@
 using Engine.Formats;
+using Engine.Quantizers;
 using Engine.Runtime;
+using Engine.Runtime.Models;
 using Engine.Tests.Formats;
 using Xunit;
 
@@ -117,6 +119,54 @@ public sealed class MoeOpTests(BackendPair backends) : IClassFixture<BackendPair
         {
             int expert = (int)table[MoeRouting.Expert(s)], input = inputPerSlot ? s : s / k;
             for (int r = 0; r < rows; r++) Assert.Equal(whole[input * experts * rows + expert * rows + r], cpu[s * rows + r], 1e-5f);
+        }
+    }
+
+    [Theory]
+    [InlineData(false, 1)]
+    [InlineData(false, 40)]
+    [InlineData(true, 1)]
+    [InlineData(true, 40)]
+    public void Low_rank_experts_match_each_expert_product(bool mobie, int tokens)
+    {
+        // Own U and a q4 residual per expert (the svd format), or MoBiE's U shared by every expert with binary V_e.
+        const int experts = 4, rows = 37, columns = 72, k = 2;
+        var values = Enumerable.Range(0, experts).Select(_ => WeightFormatChecks.RandomValues(rows * columns)).ToArray();
+        string[] names = [.. Enumerable.Range(0, experts).Select(e => $"experts.{e}.weight")];
+        IEnumerable<StoredBytes> stored = mobie
+            ? new MobieEncoder(6).Encode("experts.shared_u", [.. names.Zip(values)], rows, columns).Tensors()
+            : names.SelectMany((name, e) =>
+            {
+                var encoded = new LowRankEncoder { ResidualFormat = WeightType.Q4 }.Encode(name, values[e], rows, columns, new FormatParameters(Rank: 5));
+                return encoded.Companions.Append(encoded.Tensor);
+            });
+        using var source = new InMemoryTensors(stored);
+        float[] logits = WeightFormatChecks.RandomValues(tokens * experts, 4);
+        float[] x = WeightFormatChecks.RandomValues(tokens * columns);
+        var (cpu, gpu) = Both(be =>
+        {
+            var routing = Route(be, logits, tokens, experts, k);
+            var y = be.Allocate(tokens * k * rows);
+            var stack = new WeightLoader(source, be).Experts(names, rows, columns);
+            Assert.IsType<LowRankExperts>(stack);
+            be.ExpertLinear(stack, experts, routing, be.UploadVector(x), y, tokens, k, inputPerSlot: false);
+            return y;
+        }, tokens * k * rows);
+        WeightFormatChecks.AssertClose(cpu, gpu, 1e-4, $"low-rank experts (mobie {mobie}), {tokens} token(s)");
+
+        var cpuBackend = backends.Cpu;
+        var table = new float[MoeRouting.Length(tokens, k, experts)];
+        cpuBackend.Read(Route(cpuBackend, logits, tokens, experts, k), table);
+        for (int e = 0; e < experts; e++)
+        {
+            var own = new float[tokens * rows];
+            var y = cpuBackend.Allocate(own.Length);
+            cpuBackend.Linear(cpuBackend.UploadMatrix(source.Tensors.First(t => t.Name == names[e]), source.ReadBytes(names[e]), source), null,
+                cpuBackend.UploadVector(x), y, tokens);
+            cpuBackend.Read(y, own);
+            for (int s = 0; s < tokens * k; s++)
+                if ((int)table[MoeRouting.Expert(s)] == e)
+                    for (int r = 0; r < rows; r++) Assert.Equal(own[s / k * rows + r], cpu[s * rows + r], 1e-4f);
         }
     }
 
