@@ -1,4 +1,6 @@
 using System.Text.Json;
+using Engine.Formats;
+using Engine.Quantizers;
 using Engine.Runtime;
 using Engine.Runtime.Vulkan;
 using Engine.Tests.Formats;
@@ -64,6 +66,22 @@ public sealed class MoeModelTests : IDisposable
             Assert.True(backend.Recorder.DispatchCount > 20 * model.Config.LayerCount / 2);
         }
         Assert.Equal(sets, backend.DescriptorSetCount);
+    }
+
+    [Theory]
+    [InlineData("lowrank")]
+    [InlineData("binary")]
+    [InlineData("q2")]
+    public void Quantized_experts_run_alike_on_both_backends(string formatName)
+    {
+        // Formats beyond ArchitectureFormatTests' q4 and SEFP: low-rank experts (factor stacks) and other packings.
+        string source = TestPaths.Shared("fixtures", "hf-tiny", "mixtral");
+        string path = _temp.File($"mixtral-{formatName}.epack");
+        using (var file = ModelFile.Open(source))
+            ModelQuantizer.Quantize(file, path, ModelQuantizer.CreateRequest(formatName, null, null, null, null, null, []), "test");
+        var reference = new ReferenceFile(Path.Combine(source, "reference.json"));
+        WeightFormatChecks.AssertClose(FixtureRun.Logits(path, BackendKind.Cpu, reference), FixtureRun.Logits(path, BackendKind.Vulkan, reference),
+            2e-3, $"mixtral in {formatName}, Vulkan against CPU");
     }
 
     [Fact]
