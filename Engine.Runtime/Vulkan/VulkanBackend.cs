@@ -372,8 +372,8 @@ public sealed unsafe class VulkanBackend : IBackend
         int expertRows = w.Rows / expertCount;
         if (w.Chunks.Any(c => c.FirstRow % expertRows != 0 || c.Rows % expertRows != 0))
             throw new ArgumentException($"tensor '{w.Info.Name}' was not uploaded as a stack of {expertCount} experts", nameof(experts));
-        if (tokens * k > MaxGroupsPerDimension)
-            throw new ArgumentException($"{tokens} tokens x {k} experts exceed one dispatch");
+        if (expertCount > MaxGroupsPerDimension || k > MaxGroupsPerDimension || (expertRows + MatVecRows - 1) / MatVecRows > MaxGroupsPerDimension)
+            throw new NotSupportedException($"{expertCount} experts of {expertRows} rows, {k} per token, exceed one dispatch's workgroup counts");
         // One token (decode): a mat-vec per routing slot. A batch: a tiled product per expert over the slots the
         // routing grouped under it; both read the choices on the device.
         var kernel = WeightKernel(tokens == 1 ? "matvec_experts_" : "matmul_experts_", w, WeightPush.Bindings + 1,

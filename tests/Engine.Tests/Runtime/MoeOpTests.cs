@@ -25,6 +25,7 @@ public sealed class MoeOpTests(BackendPair backends) : IClassFixture<BackendPair
     [InlineData(70, 11, 3, false, 2.5f)]
     [InlineData(5, 7, 7, true, 1f)]
     [InlineData(1, 130, 8, false, 1f)]
+    [InlineData(300, 64, 8, true, 1f)]
     public void Routing_matches_reference(int tokens, int experts, int k, bool normalize, float scale)
     {
         float[] logits = WeightFormatChecks.RandomValues(tokens * experts, 4);
