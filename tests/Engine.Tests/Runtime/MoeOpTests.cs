@@ -123,6 +123,28 @@ public sealed class MoeOpTests(BackendPair backends) : IClassFixture<BackendPair
         }
     }
 
+    [Fact]
+    public void Expert_linear_finds_experts_in_every_chunk_of_a_stack_larger_than_one_binding()
+    {
+        // 3 x 2800 x 4100 f32 is 138 MB: above lavapipe's 128 MiB range, so the stack is stored as experts {0, 1} and {2}.
+        const int experts = 3, rows = 2800, columns = 4100, k = 2;
+        var stack = new TensorInfo("experts", [experts, rows, columns], WeightType.F32);
+        byte[] weights = WeightEncoders.Encode(WeightType.F32, "experts", WeightFormatChecks.RandomValues(experts * rows * columns), experts * rows, columns).Data;
+        foreach (int tokens in new[] { 1, 3 })
+        {
+            float[] logits = WeightFormatChecks.RandomValues(tokens * experts, 4);
+            float[] x = WeightFormatChecks.RandomValues(tokens * columns);
+            var (cpu, gpu) = Both(be =>
+            {
+                var routing = Route(be, logits, tokens, experts, k);
+                var y = be.Allocate(tokens * k * rows);
+                be.ExpertLinear(be.UploadMatrix(stack, weights), experts, routing, be.UploadVector(x), y, tokens, k, inputPerSlot: false);
+                return y;
+            }, tokens * k * rows);
+            WeightFormatChecks.AssertClose(cpu, gpu, 1e-5, $"chunked expert stack, {tokens} token(s)");
+        }
+    }
+
     [Theory]
     [InlineData(false, 1)]
     [InlineData(false, 40)]
