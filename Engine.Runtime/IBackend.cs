@@ -133,6 +133,12 @@ public interface IBackend : IDisposable
     void Write(ITensor destination, int offset, ReadOnlySpan<float> values);
 
     /// <summary>
+    /// Uploads the experts of one projection (equal shapes, one format and parameters) as one stack [E, rows, columns]
+    /// for <see cref="ExpertLinear"/>; <paramref name="shared"/> supplies referenced tensors (a codebook).
+    /// </summary>
+    IWeightMatrix UploadExperts(IReadOnlyList<TensorInfo> experts, IReadOnlyList<byte[]> data, ITensorSource? shared = null);
+
+    /// <summary>
     /// Mixture-of-experts routing: softmax over each token's <paramref name="experts"/> router logits
     /// (logits[t, e]), the <paramref name="k"/> most probable experts (ties to the lower index), their probabilities
     /// renormalised to sum 1 when <paramref name="normalize"/>, then times <paramref name="scale"/>. Writes the

@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using Engine.Formats;
 
@@ -212,6 +213,17 @@ public sealed class CpuBackend : IBackend
     }
 
     public void Write(ITensor destination, int offset, ReadOnlySpan<float> values) => values.CopyTo(Data(destination).AsSpan(offset));
+
+    public IWeightMatrix UploadExperts(IReadOnlyList<TensorInfo> experts, IReadOnlyList<byte[]> data, ITensorSource? shared = null)
+    {
+        var (info, stacked) = ExpertStack.Concatenate(experts, data);
+        if (info.Layout.TailBytes == 0) return UploadMatrix(info, stacked, shared);
+        // Per-matrix data (PCDVQ's rotations): the reference decodes each expert and keeps the stack in float32.
+        int count = (int)experts[0].ElementCount;
+        var values = new float[info.ElementCount];
+        for (int e = 0; e < experts.Count; e++) experts[e].Format.Decode(experts[e], data[e], values.AsSpan(e * count, count), shared);
+        return UploadMatrix(info with { Type = WeightType.F32, Parameters = default }, MemoryMarshal.AsBytes(values.AsSpan()));
+    }
 
     public void MoeRoute(ITensor logits, ITensor routing, int tokens, int experts, int k, bool normalize, float scale)
     {

@@ -81,6 +81,13 @@ public sealed unsafe class VulkanBackend : IBackend
         if (info.Type == WeightType.LowRank) return _lowRank.Upload(this, info, data, shared);
         MatrixShape.Of(info);
         MatrixShape.CheckSize(info, data);
+        var matrix = UploadStreams(info, data);
+        return info.Type == WeightType.Pcdvq ? WithRotation(matrix, PcdvqFormat.Signs(info, data), matrix.Rows, shared) : matrix;
+    }
+
+    /// <summary>The format's streams in row chunks, each chunk one device buffer.</summary>
+    private VulkanWeightMatrix UploadStreams(TensorInfo info, ReadOnlySpan<byte> data)
+    {
         var layout = info.Layout;
         if (layout.StreamCount > WeightPush.MaxStreams)
             throw new NotSupportedException($"tensor '{info.Name}': {info.Format.Name} has {layout.StreamCount} streams, the shaders take {WeightPush.MaxStreams}");
@@ -115,12 +122,14 @@ public sealed unsafe class VulkanBackend : IBackend
                 UploadStreamRows(data, layout, s, (int)first, chunkRows, buffer, (long)offsets[s] * 4);
             chunks.Add(new VulkanWeightMatrix.Chunk(buffer, (int)first, chunkRows, offsets));
         }
-        var matrix = new VulkanWeightMatrix(info, layout, chunks, () => RuntimePrecision);
-        return info.Type == WeightType.Pcdvq ? WithRotation(matrix, data, shared) : matrix;
+        return new VulkanWeightMatrix(info, layout, chunks, () => RuntimePrecision);
     }
 
-    /// <summary>PCDVQ: the codebook (uploaded once per source and name) and the sign vectors of the rotations.</summary>
-    private VulkanWeightMatrix WithRotation(VulkanWeightMatrix matrix, ReadOnlySpan<byte> data, ITensorSource? shared)
+    /// <summary>
+    /// PCDVQ: the codebook (uploaded once per source and name) and the sign vectors of the rotations; a stack of
+    /// experts has each expert's signs in turn, its output transform in blocks of one expert's rows.
+    /// </summary>
+    private VulkanWeightMatrix WithRotation(VulkanWeightMatrix matrix, (float[] Input, float[] Output) signs, int outputLength, ITensorSource? shared)
     {
         var info = matrix.Info;
         string name = info.Parameters.Reference!;
@@ -130,13 +139,12 @@ public sealed unsafe class VulkanBackend : IBackend
             codebook = (VulkanTensor)UploadVector(MemoryMarshal.Cast<byte, float>(shared!.ReadBytes(name)));
             _codebooks.GetOrCreateValue(shared).Add(name, codebook);
         }
-        var (inputSigns, outputSigns) = PcdvqFormat.Signs(info, data);
         return new VulkanWeightMatrix(info, matrix.Layout, matrix.Chunks, () => RuntimePrecision)
         {
             Aux = codebook.Slice,
             Rotated = new VulkanWeightMatrix.Rotation(
-                (VulkanTensor)UploadVector(inputSigns), Hadamard.BlockSize(inputSigns.Length),
-                (VulkanTensor)UploadVector(outputSigns), Hadamard.BlockSize(outputSigns.Length)),
+                (VulkanTensor)UploadVector(signs.Input), Hadamard.BlockSize(matrix.Layout.PaddedColumns),
+                (VulkanTensor)UploadVector(signs.Output), Hadamard.BlockSize(outputLength)),
         };
     }
 
@@ -261,12 +269,18 @@ public sealed unsafe class VulkanBackend : IBackend
         HadamardDispatch(rotatedOutput, y, rotation.OutputSigns, bias is null ? null : Tensor(bias), w.Rows, w.Rows, rotation.OutputBlock, outputSide: true, tokens);
     }
 
-    private void HadamardDispatch(VulkanTensor source, VulkanTensor destination, VulkanTensor signs, VulkanTensor? bias, int length, int sourceLength, int block, bool outputSide, int tokens)
+    /// <param name="routing">For a stack of experts: the routing table; rows are then routing slots, each with its expert's signs.</param>
+    /// <param name="divisor">With <paramref name="routing"/>: slots sharing one source row.</param>
+    private void HadamardDispatch(VulkanTensor source, VulkanTensor destination, VulkanTensor signs, VulkanTensor? bias, int length, int sourceLength, int block, bool outputSide, int tokens,
+        VulkanTensor? routing = null, int divisor = 1)
     {
-        var kernel = Kernel("hadamard", 4, (uint)sizeof(HadamardPush));
-        var push = new HadamardPush((uint)length, (uint)sourceLength, (uint)block, outputSide ? 1u : 0u, bias is null ? 0u : 1u);
-        _recorder.Dispatch(kernel, [source.Slice, destination.Slice, signs.Slice, bias?.Slice ?? Whole(_empty)],
-            [Access.Read, Access.Write, Access.Read, Access.Read], push, (uint)(length / block), (uint)tokens);
+        var push = new HadamardPush((uint)length, (uint)sourceLength, (uint)block, outputSide ? 1u : 0u, bias is null ? 0u : 1u, (uint)divisor);
+        BufferSlice[] slices = [source.Slice, destination.Slice, signs.Slice, bias?.Slice ?? Whole(_empty)];
+        if (routing is null)
+            _recorder.Dispatch(Kernel("hadamard", 4, (uint)sizeof(HadamardPush)), slices, [Access.Read, Access.Write, Access.Read, Access.Read], push, (uint)(length / block), (uint)tokens);
+        else
+            _recorder.Dispatch(Kernel("hadamard_experts", 5, (uint)sizeof(HadamardPush)), [.. slices, routing.Slice],
+                [Access.Read, Access.Write, Access.Read, Access.Read, Access.Read], push, (uint)(length / block), (uint)tokens);
     }
 
     /// <summary>The mat-vec (one token) or mat-mat product of the stored matrix, decoding its format in place.</summary>
@@ -358,6 +372,15 @@ public sealed unsafe class VulkanBackend : IBackend
             new MoeRoutePush((uint)tokens, (uint)experts, (uint)k, normalize ? 1u : 0u, scale), 1);
     }
 
+    public IWeightMatrix UploadExperts(IReadOnlyList<TensorInfo> experts, IReadOnlyList<byte[]> data, ITensorSource? shared = null)
+    {
+        var (info, stacked) = ExpertStack.Concatenate(experts, data);
+        if (info.Type != WeightType.Pcdvq) return UploadMatrix(info, stacked, shared);
+        var matrix = UploadStreams(info, stacked);
+        var signs = experts.Select((expert, e) => PcdvqFormat.Signs(expert, data[e])).ToArray();
+        return WithRotation(matrix, ([.. signs.SelectMany(s => s.Input)], [.. signs.SelectMany(s => s.Output)]), (int)experts[0].Rows, shared);
+    }
+
     public void ExpertLinear(IWeightMatrix experts, int expertCount, ITensor routing, ITensor x, ITensor y, int tokens, int k, bool inputPerSlot)
     {
         if (experts is LowRankExperts lowRank)
@@ -365,8 +388,8 @@ public sealed unsafe class VulkanBackend : IBackend
             lowRank.ExpertLinear(this, expertCount, routing, x, y, tokens, k, inputPerSlot);
             return;
         }
-        if (experts is not VulkanWeightMatrix { Rotated: null } w)
-            throw new NotSupportedException($"expert weights in {WeightTypes.Get(experts.Type).Name} are not supported by the expert product; store experts in a format without a rotation or low-rank factors");
+        if (experts is not VulkanWeightMatrix w)
+            throw new ArgumentException("the expert weights belong to another backend", nameof(experts));
         if (expertCount <= 0 || w.Rows % expertCount != 0)
             throw new ArgumentException($"a stack of {w.Rows} rows does not split into {expertCount} experts", nameof(experts));
         int expertRows = w.Rows / expertCount;
@@ -374,20 +397,40 @@ public sealed unsafe class VulkanBackend : IBackend
             throw new ArgumentException($"tensor '{w.Info.Name}' was not uploaded as a stack of {expertCount} experts", nameof(experts));
         if (expertCount > MaxGroupsPerDimension || k > MaxGroupsPerDimension || (expertRows + MatVecRows - 1) / MatVecRows > MaxGroupsPerDimension)
             throw new NotSupportedException($"{expertCount} experts of {expertRows} rows, {k} per token, exceed one dispatch's workgroup counts");
-        // One token (decode): a mat-vec per routing slot. A batch: a tiled product per expert over the slots the
-        // routing grouped under it; both read the choices on the device.
+        var table = Tensor(routing);
+        int divisor = inputPerSlot ? 1 : k;
+        if (w.Rotated is not { } rotation)
+        {
+            ExpertProduct(w, expertRows, table, Tensor(x), w.Columns, Tensor(y), tokens, k, divisor);
+            return;
+        }
+        // PCDVQ experts: each slot's input rotated with its expert's signs, the product, then the output rotation.
+        int slots = tokens * k, padded = (int)w.Layout.PaddedColumns;
+        var rotatedInput = Tensor(ScratchTensor.Ensure(this, ref _rotatedInput, (long)slots * padded));
+        var rotatedOutput = Tensor(ScratchTensor.Ensure(this, ref _rotatedOutput, (long)slots * expertRows));
+        HadamardDispatch(Tensor(x), rotatedInput, rotation.InputSigns, null, padded, w.Columns, rotation.InputBlock, outputSide: false, slots, table, divisor);
+        ExpertProduct(w, expertRows, table, rotatedInput, padded, rotatedOutput, tokens, k, divisor: 1);
+        HadamardDispatch(rotatedOutput, Tensor(y), rotation.OutputSigns, null, expertRows, expertRows, rotation.OutputBlock, outputSide: true, slots, table);
+    }
+
+    /// <summary>
+    /// The expert-indexed product: one token (decode) is a mat-vec per routing slot; a batch is a tiled product per
+    /// expert over the slots the routing grouped under it. Both read the choices on the device.
+    /// </summary>
+    private void ExpertProduct(VulkanWeightMatrix w, int expertRows, VulkanTensor routing, VulkanTensor input, int inputColumns, VulkanTensor output, int tokens, int k, int divisor)
+    {
         var kernel = WeightKernel(tokens == 1 ? "matvec_experts_" : "matmul_experts_", w, WeightPush.Bindings + 1,
             tokens == 1 ? [_reduceWorkgroup, MatVecRows] : []);
-        BufferSlice[] slices = [default, Tensor(x).Slice, Tensor(y).Slice, Whole(_empty), w.Aux ?? Whole(_empty), Tensor(routing).Slice];
+        BufferSlice[] slices = [default, input.Slice, output.Slice, Whole(_empty), w.Aux ?? Whole(_empty), routing.Slice];
         foreach (var chunk in w.Chunks)
         {
             slices[0] = Whole(chunk.Buffer);
-            var push = WeightPush.For(w, chunk, hasBias: false, tokens: inputPerSlot ? 1 : k, outStride: 0, inputColumns: w.Columns);
+            var push = WeightPush.For(w, chunk, hasBias: false, tokens: divisor, outStride: 0, inputColumns);
             push.ExpertRows = (uint)expertRows;
             if (tokens == 1)
                 _recorder.Dispatch(kernel, slices, ExpertAccess, push, ((uint)expertRows + MatVecRows - 1) / MatVecRows, (uint)k);
             else
-                _recorder.Dispatch(kernel, slices, ExpertAccess, push, (uint)(expertRows + 63) / 64, (uint)(tokens + 63) / 64, (uint)expertCount);
+                _recorder.Dispatch(kernel, slices, ExpertAccess, push, (uint)(expertRows + 63) / 64, (uint)(tokens + 63) / 64, (uint)(w.Rows / expertRows));
         }
     }
 
@@ -509,5 +552,5 @@ public sealed unsafe class VulkanBackend : IBackend
     private readonly record struct MoeRoutePush(uint Tokens, uint Experts, uint K, uint Normalize, float Scale);
     private readonly record struct MoeCombinePush(uint Tokens, uint K, uint Dim, uint HasShared, uint HasSharedScale);
     private readonly record struct SoftmaxPush(uint Rows, uint Cols);
-    private readonly record struct HadamardPush(uint RowLength, uint SourceLength, uint Block, uint OutputSide, uint HasBias);
+    private readonly record struct HadamardPush(uint RowLength, uint SourceLength, uint Block, uint OutputSide, uint HasBias, uint Divisor);
 }

@@ -72,9 +72,10 @@ public sealed class MoeModelTests : IDisposable
     [InlineData("lowrank")]
     [InlineData("binary")]
     [InlineData("q2")]
+    [InlineData("pcdvq")]
     public void Quantized_experts_run_alike_on_both_backends(string formatName)
     {
-        // Formats beyond ArchitectureFormatTests' q4 and SEFP: low-rank experts (factor stacks) and other packings.
+        // Formats beyond ArchitectureFormatTests' q4 and SEFP: low-rank experts (factor stacks), PCDVQ (rotations per expert), other packings.
         string source = TestPaths.Shared("fixtures", "hf-tiny", "mixtral");
         string path = _temp.File($"mixtral-{formatName}.epack");
         using (var file = ModelFile.Open(source))

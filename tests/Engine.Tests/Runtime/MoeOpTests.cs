@@ -82,7 +82,7 @@ public sealed class MoeOpTests(BackendPair backends) : IClassFixture<BackendPair
     public static TheoryData<WeightType, int, bool> ExpertCases()
     {
         var cases = new TheoryData<WeightType, int, bool>();
-        foreach (var type in new[] { WeightType.F16, WeightType.Q4, WeightType.F32, WeightType.Sefp })
+        foreach (var type in new[] { WeightType.F16, WeightType.Q4, WeightType.F32, WeightType.Sefp, WeightType.Pcdvq })
             foreach (int tokens in new[] { 1, 70 })
                 foreach (bool perSlot in new[] { false, true })
                     cases.Add(type, tokens, perSlot);
@@ -95,15 +95,18 @@ public sealed class MoeOpTests(BackendPair backends) : IClassFixture<BackendPair
     {
         const int experts = 5, rows = 67, columns = 130, k = 2;
         var format = WeightTypes.Get(type);
-        var encoded = WeightFormatChecks.Encode(type, format.DefaultParameters, experts * rows, columns);
-        var stack = new TensorInfo("experts", [experts, rows, columns], type, encoded.Info.Parameters);
+        var encoded = Enumerable.Range(0, experts).Select(e =>
+            WeightEncoders.Encode(type, $"experts.{e}", WeightFormatChecks.RandomValues(rows * columns), rows, columns, format.DefaultParameters)).ToArray();
+        using var shared = new InMemoryTensors(encoded.SelectMany(x => x.Companions).DistinctBy(c => c.Info.Name));
         float[] logits = WeightFormatChecks.RandomValues(tokens * experts, 4);
-        float[] x = WeightFormatChecks.RandomValues(tokens * (inputPerSlot ? k : 1) * columns);
+        int inputRows = tokens * (inputPerSlot ? k : 1);
+        float[] x = WeightFormatChecks.RandomValues(inputRows * columns);
         var (cpu, gpu) = Both(be =>
         {
             var routing = Route(be, logits, tokens, experts, k);
             var y = be.Allocate(tokens * k * rows);
-            be.ExpertLinear(be.UploadMatrix(stack, encoded.Data), experts, routing, be.UploadVector(x), y, tokens, k, inputPerSlot);
+            var stack = be.UploadExperts([.. encoded.Select(x => x.Info)], [.. encoded.Select(x => x.Data)], shared);
+            be.ExpertLinear(stack, experts, routing, be.UploadVector(x), y, tokens, k, inputPerSlot);
             return y;
         }, tokens * k * rows);
         WeightFormatChecks.AssertClose(cpu, gpu, 1e-4, $"{format.Name} expert linear, {tokens} token(s), input per slot {inputPerSlot}");
@@ -112,14 +115,18 @@ public sealed class MoeOpTests(BackendPair backends) : IClassFixture<BackendPair
         var be = backends.Cpu;
         var table = new float[MoeRouting.Length(tokens, k, experts)];
         be.Read(Route(be, logits, tokens, experts, k), table);
-        var whole = new float[tokens * (inputPerSlot ? k : 1) * experts * rows];
-        var dense = be.Allocate(whole.Length);
-        be.Linear(be.UploadMatrix(encoded.Info, encoded.Data), null, be.UploadVector(x), dense, tokens * (inputPerSlot ? k : 1));
-        be.Read(dense, whole);
-        for (int s = 0; s < tokens * k; s++)
+        for (int e = 0; e < experts; e++)
         {
-            int expert = (int)table[MoeRouting.Expert(s)], input = inputPerSlot ? s : s / k;
-            for (int r = 0; r < rows; r++) Assert.Equal(whole[input * experts * rows + expert * rows + r], cpu[s * rows + r], 1e-5f);
+            var own = new float[inputRows * rows];
+            var y = be.Allocate(own.Length);
+            be.Linear(be.UploadMatrix(encoded[e].Info, encoded[e].Data, shared), null, be.UploadVector(x), y, inputRows);
+            be.Read(y, own);
+            for (int s = 0; s < tokens * k; s++)
+            {
+                if ((int)table[MoeRouting.Expert(s)] != e) continue;
+                int input = inputPerSlot ? s : s / k;
+                for (int r = 0; r < rows; r++) Assert.Equal(own[input * rows + r], cpu[s * rows + r], 1e-4f);
+            }
         }
     }
 
