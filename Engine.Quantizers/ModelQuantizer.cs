@@ -19,9 +19,10 @@ public sealed record QuantizeResult(StoredSizes Sizes, IReadOnlyDictionary<strin
 
 /// <summary>
 /// Writes a model as an .epack file in a chosen weight format, tensor by tensor (one tensor in memory at a time).
-/// Which format each tensor gets: the first matching override; else tensors that are not 2-D matrices are stored as
-/// f32; the embedding table and output head stay at q8 when the target is below 8 bits (f16 when there is no q8);
-/// every other matrix gets the target. A tensor already stored in the format it would get is copied as it is, and so
+/// Which format each tensor gets: the first matching override; else tensors that are not 2-D matrices, and MoE
+/// routers (a few rows that pick experts, kept f32 as llama.cpp does), are stored as f32; the embedding table, output
+/// head and a vision model's projector stay at q8 when the target is below 8 bits (f16 when there is no q8); every
+/// other matrix gets the target. A tensor already stored in the format it would get is copied as it is, and so
 /// are the tensors it references.
 /// </summary>
 public static class ModelQuantizer
@@ -132,11 +133,24 @@ public static class ModelQuantizer
             if (match.Format is not { } format) return null;
             return (format, format == request.Format ? request.Parameters : format.DefaultParameters);
         }
-        if (info.Shape.Length != 2) return (FloatFormat.F32, default);
-        if (info.Name.Contains("embed_tokens", StringComparison.Ordinal) || info.Name.Contains("lm_head", StringComparison.Ordinal))
-            return embedding;
+        if (info.Shape.Length != 2 || IsRouter(info.Name)) return (FloatFormat.F32, default);
+        if (IsEmbeddingOrHead(info.Name)) return embedding;
         return (request.Format, request.Parameters);
     }
+
+    /// <summary>A mixture-of-experts router (Mixtral, Qwen-MoE, DeepSeek) or Qwen2-MoE's shared-expert gate.</summary>
+    private static bool IsRouter(string name) =>
+        name.EndsWith(".mlp.gate.weight", StringComparison.Ordinal) || name.EndsWith(".block_sparse_moe.gate.weight", StringComparison.Ordinal)
+        || name.EndsWith(".shared_expert_gate.weight", StringComparison.Ordinal);
+
+    /// <summary>
+    /// The token embedding and output head under each family's names (Llama's embed_tokens/lm_head, Mamba's and
+    /// RWKV-4's embeddings, BlinkDL's emb/head), and LLaVA's projector into the language model.
+    /// </summary>
+    private static bool IsEmbeddingOrHead(string name) =>
+        name.Contains("embed_tokens", StringComparison.Ordinal) || name.Contains("lm_head", StringComparison.Ordinal)
+        || name.EndsWith("embeddings.weight", StringComparison.Ordinal) || name is "emb.weight" or "head.weight"
+        || name.StartsWith("multi_modal_projector.", StringComparison.Ordinal);
 
     /// <summary>The embedding table's and output head's format: the target at 8 bits or more, else q8 (f16 without q8).</summary>
     private static (WeightFormat Format, FormatParameters Parameters) EmbeddingChoice(QuantizeRequest request)

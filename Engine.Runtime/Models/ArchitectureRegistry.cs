@@ -22,6 +22,10 @@ public static class ArchitectureRegistry
         ["rwkv7"] = (c, t, b, o) => new Rwkv7Model(c, t, b, o),
         ["mamba"] = (c, t, b, o) => new MambaModel(c, t, b, o),
         ["mamba2"] = (c, t, b, o) => new Mamba2Model(c, t, b, o),
+        ["mixtral"] = (c, t, b, o) => new LlamaModel(c, t, b, o),
+        ["qwen2_moe"] = (c, t, b, o) => new LlamaModel(c, t, b, o),
+        ["qwen3_moe"] = (c, t, b, o) => new LlamaModel(c, t, b, o),
+        ["deepseek"] = (c, t, b, o) => new LlamaModel(c, t, b, o),
     };
 
     public static IReadOnlyCollection<string> Names => Factories.Keys;

@@ -33,6 +33,9 @@ internal readonly record struct ConfigSection(JsonElement Element, string Where)
         { } v => throw new InvalidDataException($"{Where}: field '{name}' must be an integer, found {v.GetRawText()}"),
     };
 
+    /// <summary>An integer field, or null when the config does not have it.</summary>
+    public int? OptionalInt(string name) => Find(name) is null ? null : Int(name);
+
     public int Positive(string name, int? fallback = null)
     {
         int value = Int(name, fallback);

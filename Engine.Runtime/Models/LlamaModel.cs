@@ -4,9 +4,10 @@ namespace Engine.Runtime.Models;
 
 /// <summary>
 /// The Llama family: Llama 2/3, Mistral, SmolLM, Qwen2 (q/k/v biases), Qwen3 (per-head q/k RMSNorm), with GQA,
-/// RoPE in either layout, SwiGLU feed-forward and a tied or separate output head. Optional parts are detected from
-/// the tensors present, so one class serves every member.
-/// Shapes: D = hidden size, H = heads, Hkv = kv heads, d = head dim, F = FFN size, V = vocab, B = batch tokens.
+/// RoPE in either layout, a SwiGLU or mixture-of-experts feed-forward per layer (Mixtral, Qwen2/3-MoE, DeepSeek-MoE:
+/// see <see cref="FeedForward"/>) and a tied or separate output head. Optional parts are detected from the tensors
+/// present, so one class serves every member.
+/// Shapes: D = hidden size, H = heads, Hkv = kv heads, d = head dim, V = vocab, B = batch tokens.
 /// </summary>
 public sealed class LlamaModel : ILanguageModel
 {
@@ -23,9 +24,7 @@ public sealed class LlamaModel : ILanguageModel
         public ITensor? QueryNorm { get; init; }               // [d] (Qwen3)
         public ITensor? KeyNorm { get; init; }                 // [d]
         public required ITensor FfnNorm { get; init; }         // [D]
-        public required IWeightMatrix Gate { get; init; }      // [F, D]
-        public required IWeightMatrix Up { get; init; }        // [F, D]
-        public required IWeightMatrix Down { get; init; }      // [D, F]
+        public required FeedForward FeedForward { get; init; }
     }
 
     /// <summary>Keys and values of every layer: [layer][position][Hkv*d].</summary>
@@ -46,24 +45,24 @@ public sealed class LlamaModel : ILanguageModel
     private readonly ITensor _finalNorm;         // [D]
     private readonly ITensor _ropeTable;         // [MaxContext][d/2] (cos, sin)
     private readonly int _maxBatch;
-    private readonly int _dim, _heads, _kvHeads, _headDim, _ffn, _vocab;
+    private readonly int _dim, _heads, _kvHeads, _headDim, _vocab;
     private readonly float _eps;
 
     // Activations, allocated once for the largest batch.
-    private readonly ITensor _x, _normed, _q, _k, _v, _attention, _gate, _up, _logits;
+    private readonly ITensor _x, _normed, _q, _k, _v, _attention, _logits;
+    private readonly FeedForwardScratch _feedForwardScratch;
 
     public ModelConfig Config { get; }
     public IBackend Backend { get; }
     public int MaxContext { get; }
 
-    public long WeightBytesPerToken => MatricesReadPerToken().Sum(m => m.ByteSize);
+    /// <summary>The head, each layer's attention projections in full and its feed-forward's share (the chosen experts').</summary>
+    public long WeightBytesPerToken =>
+        _head.ByteSize + _layers.Sum(l => l.Query.ByteSize + l.Key.ByteSize + l.Value.ByteSize + l.Output.ByteSize + l.FeedForward.BytesPerToken);
 
     public string WeightFormats =>
-        string.Join("+", MatricesReadPerToken().Prepend(_embedding).Select(m => WeightTypes.Get(m.Type).Name).Distinct());
-
-    /// <summary>Every matrix a decoded token reads in full: the head and each layer's projections.</summary>
-    private IEnumerable<IWeightMatrix> MatricesReadPerToken() =>
-        _layers.SelectMany(l => new[] { l.Query, l.Key, l.Value, l.Output, l.Gate, l.Up, l.Down }).Prepend(_head);
+        string.Join("+", _layers.SelectMany(l => new[] { l.Query, l.Key, l.Value, l.Output }.Concat(l.FeedForward.Matrices))
+            .Prepend(_head).Prepend(_embedding).Select(m => WeightTypes.Get(m.Type).Name).Distinct());
 
     /// <param name="tensorPrefix">Put in front of every tensor name (a language model inside a multimodal one).</param>
     public LlamaModel(ModelConfig config, ITensorSource tensors, IBackend backend, ModelOptions options, string tensorPrefix = "")
@@ -74,7 +73,6 @@ public sealed class LlamaModel : ILanguageModel
         _heads = config.HeadCount;
         _kvHeads = config.KvHeadCount;
         _headDim = config.HeadDim;
-        _ffn = config.IntermediateSize;
         _vocab = config.VocabSize;
         _eps = (float)config.RmsNormEps;
         if (_heads <= 0 || _kvHeads <= 0 || _heads % _kvHeads != 0 || _headDim <= 0 || _headDim % 2 != 0)
@@ -105,9 +103,7 @@ public sealed class LlamaModel : ILanguageModel
                 QueryNorm = loader.OptionalVector(p + "self_attn.q_norm.weight", _headDim),
                 KeyNorm = loader.OptionalVector(p + "self_attn.k_norm.weight", _headDim),
                 FfnNorm = loader.Vector(p + "post_attention_layernorm.weight", _dim),
-                Gate = loader.Matrix(p + "mlp.gate_proj.weight", _ffn, _dim),
-                Up = loader.Matrix(p + "mlp.up_proj.weight", _ffn, _dim),
-                Down = loader.Matrix(p + "mlp.down_proj.weight", _dim, _ffn),
+                FeedForward = FeedForward.Load(config, loader, i),
             };
         }
         _ropeTable = backend.UploadVector(RopeTable.Compute(MaxContext, _headDim, config.RopeTheta, RopeScaling.FromConfig(config.Raw)));
@@ -119,8 +115,7 @@ public sealed class LlamaModel : ILanguageModel
         _k = backend.Allocate(b * kvDim);
         _v = backend.Allocate(b * kvDim);
         _attention = backend.Allocate(b * qDim);
-        _gate = backend.Allocate(b * _ffn);
-        _up = backend.Allocate(b * _ffn);
+        _feedForwardScratch = new FeedForwardScratch(backend, b, _dim, [.. _layers.Select(l => l.FeedForward)]);
         _logits = backend.Allocate(Math.Min(b, LogitsBatch) * _vocab);
     }
 
@@ -198,10 +193,7 @@ public sealed class LlamaModel : ILanguageModel
             be.Add(_x, _normed, _x, n * _dim);
 
             be.RmsNorm(_x, layer.FfnNorm, _normed, n, _dim, _eps);
-            be.Linear(layer.Gate, null, _normed, _gate, n);
-            be.Linear(layer.Up, null, _normed, _up, n);
-            be.SwiGlu(_gate, _up, _gate, n * _ffn);
-            be.Linear(layer.Down, null, _gate, _normed, n);
+            layer.FeedForward.Forward(be, _normed, _normed, n, _feedForwardScratch);
             be.Add(_x, _normed, _x, n * _dim);
         }
     }

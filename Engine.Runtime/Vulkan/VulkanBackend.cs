@@ -84,6 +84,13 @@ public sealed unsafe class VulkanBackend : IBackend
         if (info.Type == WeightType.LowRank) return _lowRank.Upload(this, info, data, shared);
         MatrixShape.Of(info);
         MatrixShape.CheckSize(info, data);
+        var matrix = UploadStreams(info, data);
+        return info.Type == WeightType.Pcdvq ? WithRotation(matrix, PcdvqFormat.Signs(info, data), matrix.Rows, shared) : matrix;
+    }
+
+    /// <summary>The format's streams in row chunks, each chunk one device buffer.</summary>
+    private VulkanWeightMatrix UploadStreams(TensorInfo info, ReadOnlySpan<byte> data)
+    {
         var layout = info.Layout;
         if (layout.StreamCount > WeightPush.MaxStreams)
             throw new NotSupportedException($"tensor '{info.Name}': {info.Format.Name} has {layout.StreamCount} streams, the shaders take {WeightPush.MaxStreams}");
@@ -93,6 +100,14 @@ public sealed unsafe class VulkanBackend : IBackend
         long rowsPerChunk = Math.Min(layout.Rows, maxRange / deviceRowBytes);
         if (rowsPerChunk <= 0)
             throw new InvalidDataException($"tensor '{info.Name}': one row of {deviceRowBytes} bytes exceeds the device's storage-buffer range");
+        if (info.Shape.Length == 3)
+        {
+            // A stack of experts: chunks hold whole experts, so an expert-indexed product finds an expert in one binding.
+            long expertRows = info.Shape[1];
+            rowsPerChunk = rowsPerChunk / expertRows * expertRows;
+            if (rowsPerChunk <= 0)
+                throw new InvalidDataException($"tensor '{info.Name}': one expert of {expertRows} rows exceeds the device's storage-buffer range");
+        }
 
         var chunks = new List<VulkanWeightMatrix.Chunk>();
         for (long first = 0; first < layout.Rows; first += rowsPerChunk)
@@ -110,12 +125,14 @@ public sealed unsafe class VulkanBackend : IBackend
                 UploadStreamRows(data, layout, s, (int)first, chunkRows, buffer, (long)offsets[s] * 4);
             chunks.Add(new VulkanWeightMatrix.Chunk(buffer, (int)first, chunkRows, offsets));
         }
-        var matrix = new VulkanWeightMatrix(info, layout, chunks, () => RuntimePrecision);
-        return info.Type == WeightType.Pcdvq ? WithRotation(matrix, data, shared) : matrix;
+        return new VulkanWeightMatrix(info, layout, chunks, () => RuntimePrecision);
     }
 
-    /// <summary>PCDVQ: the codebook (uploaded once per source and name) and the sign vectors of the rotations.</summary>
-    private VulkanWeightMatrix WithRotation(VulkanWeightMatrix matrix, ReadOnlySpan<byte> data, ITensorSource? shared)
+    /// <summary>
+    /// PCDVQ: the codebook (uploaded once per source and name) and the sign vectors of the rotations; a stack of
+    /// experts has each expert's signs in turn, its output transform in blocks of one expert's rows.
+    /// </summary>
+    private VulkanWeightMatrix WithRotation(VulkanWeightMatrix matrix, (float[] Input, float[] Output) signs, int outputLength, ITensorSource? shared)
     {
         var info = matrix.Info;
         string name = info.Parameters.Reference!;
@@ -125,13 +142,12 @@ public sealed unsafe class VulkanBackend : IBackend
             codebook = (VulkanTensor)UploadVector(MemoryMarshal.Cast<byte, float>(shared!.ReadBytes(name)));
             _codebooks.GetOrCreateValue(shared).Add(name, codebook);
         }
-        var (inputSigns, outputSigns) = PcdvqFormat.Signs(info, data);
         return new VulkanWeightMatrix(info, matrix.Layout, matrix.Chunks, () => RuntimePrecision)
         {
             Aux = codebook.Slice,
             Rotated = new VulkanWeightMatrix.Rotation(
-                (VulkanTensor)UploadVector(inputSigns), Hadamard.BlockSize(inputSigns.Length),
-                (VulkanTensor)UploadVector(outputSigns), Hadamard.BlockSize(outputSigns.Length)),
+                (VulkanTensor)UploadVector(signs.Input), Hadamard.BlockSize(matrix.Layout.PaddedColumns),
+                (VulkanTensor)UploadVector(signs.Output), Hadamard.BlockSize(outputLength)),
         };
     }
 
@@ -256,12 +272,18 @@ public sealed unsafe class VulkanBackend : IBackend
         HadamardDispatch(rotatedOutput, y, rotation.OutputSigns, bias is null ? null : Tensor(bias), w.Rows, w.Rows, rotation.OutputBlock, outputSide: true, tokens);
     }
 
-    private void HadamardDispatch(VulkanTensor source, VulkanTensor destination, VulkanTensor signs, VulkanTensor? bias, int length, int sourceLength, int block, bool outputSide, int tokens)
+    /// <param name="routing">For a stack of experts: the routing table; rows are then routing slots, each with its expert's signs.</param>
+    /// <param name="divisor">With <paramref name="routing"/>: slots sharing one source row.</param>
+    private void HadamardDispatch(VulkanTensor source, VulkanTensor destination, VulkanTensor signs, VulkanTensor? bias, int length, int sourceLength, int block, bool outputSide, int tokens,
+        VulkanTensor? routing = null, int divisor = 1)
     {
-        var kernel = Kernel("hadamard", 4, (uint)sizeof(HadamardPush));
-        var push = new HadamardPush((uint)length, (uint)sourceLength, (uint)block, outputSide ? 1u : 0u, bias is null ? 0u : 1u);
-        _recorder.Dispatch(kernel, [source.Slice, destination.Slice, signs.Slice, bias?.Slice ?? Whole(_empty)],
-            [Access.Read, Access.Write, Access.Read, Access.Read], push, (uint)(length / block), (uint)tokens);
+        var push = new HadamardPush((uint)length, (uint)sourceLength, (uint)block, outputSide ? 1u : 0u, bias is null ? 0u : 1u, (uint)divisor);
+        BufferSlice[] slices = [source.Slice, destination.Slice, signs.Slice, bias?.Slice ?? Whole(_empty)];
+        if (routing is null)
+            _recorder.Dispatch(Kernel("hadamard", 4, (uint)sizeof(HadamardPush)), slices, [Access.Read, Access.Write, Access.Read, Access.Read], push, (uint)(length / block), (uint)tokens);
+        else
+            _recorder.Dispatch(Kernel("hadamard_experts", 5, (uint)sizeof(HadamardPush)), [.. slices, routing.Slice],
+                [Access.Read, Access.Write, Access.Read, Access.Read, Access.Read], push, (uint)(length / block), (uint)tokens);
     }
 
     /// <summary>The mat-vec (one token) or mat-mat product of the stored matrix, decoding its format in place.</summary>
@@ -432,6 +454,87 @@ public sealed unsafe class VulkanBackend : IBackend
             push, groups.X, groups.Y);
     }
 
+    public void MoeRoute(ITensor logits, ITensor routing, int tokens, int experts, int k, bool normalize, float scale)
+    {
+        MoeRouting.Check(tokens, experts, k, logits, routing);
+        var kernel = Kernel("moe_route", 2, (uint)sizeof(MoeRoutePush));
+        _recorder.Dispatch(kernel, [Tensor(logits).Slice, Tensor(routing).Slice], [Access.Read, Access.Write],
+            new MoeRoutePush((uint)tokens, (uint)experts, (uint)k, normalize ? 1u : 0u, scale), 1);
+    }
+
+    public IWeightMatrix UploadExperts(IReadOnlyList<TensorInfo> experts, IReadOnlyList<byte[]> data, ITensorSource? shared = null)
+    {
+        var (info, stacked) = ExpertStack.Concatenate(experts, data);
+        if (info.Type != WeightType.Pcdvq) return UploadMatrix(info, stacked, shared);
+        var matrix = UploadStreams(info, stacked);
+        var signs = experts.Select((expert, e) => PcdvqFormat.Signs(expert, data[e])).ToArray();
+        return WithRotation(matrix, ([.. signs.SelectMany(s => s.Input)], [.. signs.SelectMany(s => s.Output)]), (int)experts[0].Rows, shared);
+    }
+
+    public void ExpertLinear(IWeightMatrix experts, int expertCount, ITensor routing, ITensor x, ITensor y, int tokens, int k, bool inputPerSlot)
+    {
+        if (experts is LowRankExperts lowRank)
+        {
+            lowRank.ExpertLinear(this, expertCount, routing, x, y, tokens, k, inputPerSlot);
+            return;
+        }
+        if (experts is not VulkanWeightMatrix w)
+            throw new ArgumentException("the expert weights belong to another backend", nameof(experts));
+        if (expertCount <= 0 || w.Rows % expertCount != 0)
+            throw new ArgumentException($"a stack of {w.Rows} rows does not split into {expertCount} experts", nameof(experts));
+        int expertRows = w.Rows / expertCount;
+        if (w.Chunks.Any(c => c.FirstRow % expertRows != 0 || c.Rows % expertRows != 0))
+            throw new ArgumentException($"tensor '{w.Info.Name}' was not uploaded as a stack of {expertCount} experts", nameof(experts));
+        if (expertCount > MaxGroupsPerDimension || k > MaxGroupsPerDimension || (expertRows + MatVecRows - 1) / MatVecRows > MaxGroupsPerDimension)
+            throw new NotSupportedException($"{expertCount} experts of {expertRows} rows, {k} per token, exceed one dispatch's workgroup counts");
+        var table = Tensor(routing);
+        int divisor = inputPerSlot ? 1 : k;
+        if (w.Rotated is not { } rotation)
+        {
+            ExpertProduct(w, expertRows, table, Tensor(x), w.Columns, Tensor(y), tokens, k, divisor);
+            return;
+        }
+        // PCDVQ experts: each slot's input rotated with its expert's signs, the product, then the output rotation.
+        int slots = tokens * k, padded = (int)w.Layout.PaddedColumns;
+        var rotatedInput = Tensor(ScratchTensor.Ensure(this, ref _rotatedInput, (long)slots * padded));
+        var rotatedOutput = Tensor(ScratchTensor.Ensure(this, ref _rotatedOutput, (long)slots * expertRows));
+        HadamardDispatch(Tensor(x), rotatedInput, rotation.InputSigns, null, padded, w.Columns, rotation.InputBlock, outputSide: false, slots, table, divisor);
+        ExpertProduct(w, expertRows, table, rotatedInput, padded, rotatedOutput, tokens, k, divisor: 1);
+        HadamardDispatch(rotatedOutput, Tensor(y), rotation.OutputSigns, null, expertRows, expertRows, rotation.OutputBlock, outputSide: true, slots, table);
+    }
+
+    /// <summary>
+    /// The expert-indexed product: one token (decode) is a mat-vec per routing slot; a batch is a tiled product per
+    /// expert over the slots the routing grouped under it. Both read the choices on the device.
+    /// </summary>
+    private void ExpertProduct(VulkanWeightMatrix w, int expertRows, VulkanTensor routing, VulkanTensor input, int inputColumns, VulkanTensor output, int tokens, int k, int divisor)
+    {
+        var kernel = WeightKernel(tokens == 1 ? "matvec_experts_" : "matmul_experts_", w, WeightPush.Bindings + 1,
+            tokens == 1 ? [_reduceWorkgroup, MatVecRows] : []);
+        BufferSlice[] slices = [default, input.Slice, output.Slice, Whole(_empty), w.Aux ?? Whole(_empty), routing.Slice];
+        foreach (var chunk in w.Chunks)
+        {
+            slices[0] = Whole(chunk.Buffer);
+            var push = WeightPush.For(w, chunk, hasBias: false, tokens: divisor, outStride: 0, inputColumns);
+            push.ExpertRows = (uint)expertRows;
+            if (tokens == 1)
+                _recorder.Dispatch(kernel, slices, ExpertAccess, push, ((uint)expertRows + MatVecRows - 1) / MatVecRows, (uint)k);
+            else
+                _recorder.Dispatch(kernel, slices, ExpertAccess, push, (uint)(expertRows + 63) / 64, (uint)(tokens + 63) / 64, (uint)(w.Rows / expertRows));
+        }
+    }
+
+    public void MoeCombine(ITensor expertOutputs, ITensor routing, ITensor? shared, ITensor? sharedScale, ITensor output, int tokens, int k, int dim)
+    {
+        var kernel = Kernel("moe_combine", 5, (uint)sizeof(MoeCombinePush));
+        var (gx, gy) = Groups((uint)(tokens * dim + 63) / 64);
+        _recorder.Dispatch(kernel,
+            [Tensor(routing).Slice, Tensor(expertOutputs).Slice, shared is null ? Whole(_empty) : Tensor(shared).Slice,
+                sharedScale is null ? Whole(_empty) : Tensor(sharedScale).Slice, Tensor(output).Slice],
+            [Access.Read, Access.Read, Access.Read, Access.Read, Access.Write],
+            new MoeCombinePush((uint)tokens, (uint)k, (uint)dim, shared is null ? 0u : 1u, sharedScale is null ? 0u : 1u), gx, gy);
+    }
+
     public void Softmax(ITensor x, int rows, int cols)
     {
         var kernel = Kernel("softmax", 1, (uint)sizeof(SoftmaxPush), _reduceWorkgroup);
@@ -477,11 +580,15 @@ public sealed unsafe class VulkanBackend : IBackend
     }
 
     private static readonly Access[] LinearAccess = [Access.Read, Access.Read, Access.Write, Access.Read, Access.Read];
+    private static readonly Access[] ExpertAccess = [Access.Read, Access.Read, Access.Write, Access.Read, Access.Read, Access.Read];
     private static readonly Access[] EmbeddingAccess = [Access.Read, Access.Read, Access.Write, Access.Read, Access.Read];
 
     /// <summary>The kernel of a weight op for the matrix's format: every weight op has bindings 0..4 and <see cref="WeightPush"/>.</summary>
     private ComputeKernel WeightKernel(string op, VulkanWeightMatrix matrix, params uint[] constants) =>
-        Kernel(op + matrix.Info.Format.ShaderTag(matrix.Parameters), WeightPush.Bindings, (uint)sizeof(WeightPush), constants);
+        WeightKernel(op, matrix, WeightPush.Bindings, constants);
+
+    private ComputeKernel WeightKernel(string op, VulkanWeightMatrix matrix, int bindings, uint[] constants) =>
+        Kernel(op + matrix.Info.Format.ShaderTag(matrix.Parameters), bindings, (uint)sizeof(WeightPush), constants);
 
     private void Elementwise(string name, BufferSlice a, BufferSlice b, BufferSlice output, ElementwisePush push)
     {
@@ -558,6 +665,8 @@ public sealed unsafe class VulkanBackend : IBackend
         public uint YOffset { get; init; }
     }
     private readonly record struct WkvPush(uint Tokens, uint Heads, uint HeadSize);
+    private readonly record struct MoeRoutePush(uint Tokens, uint Experts, uint K, uint Normalize, float Scale);
+    private readonly record struct MoeCombinePush(uint Tokens, uint K, uint Dim, uint HasShared, uint HasSharedScale);
     private readonly record struct SoftmaxPush(uint Rows, uint Cols);
-    private readonly record struct HadamardPush(uint RowLength, uint SourceLength, uint Block, uint OutputSide, uint HasBias);
+    private readonly record struct HadamardPush(uint RowLength, uint SourceLength, uint Block, uint OutputSide, uint HasBias, uint Divisor);
 }

@@ -20,6 +20,7 @@ internal unsafe struct WeightPush
     public fixed uint Param[4];
     public fixed uint StreamOffset[MaxStreams];
     public fixed uint StreamStride[MaxStreams];
+    public uint ExpertRows;
 
     /// <param name="inputColumns">Row length of the input: the matrix's columns, or its padded columns for a rotated input.</param>
     public static WeightPush For(VulkanWeightMatrix matrix, VulkanWeightMatrix.Chunk chunk, bool hasBias, int tokens, int outStride, int inputColumns)

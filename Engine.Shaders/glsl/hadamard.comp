@@ -3,6 +3,8 @@
 //   input side:  dst = H (signs ⊙ src), src rows of srcLength values (zero past them), dst rows of `rowLength`;
 //   output side: dst = signs ⊙ H src (+ bias).
 // One workgroup transforms one block of one row in shared memory: log2(block) butterfly stages.
+// EXPERTS: around an expert product (matvec.comp) of a stack of PCDVQ experts, row y is routing slot s; the signs
+// are those of its expert e (stacked, rowLength per expert), and the source row is s / divisor.
 
 layout(local_size_x = 256) in;
 
@@ -10,6 +12,9 @@ layout(std430, binding = 0) readonly buffer Source { float src[]; };
 layout(std430, binding = 1) writeonly buffer Destination { float dst[]; };
 layout(std430, binding = 2) readonly buffer Signs { float signs[]; };
 layout(std430, binding = 3) readonly buffer Bias { float bias[]; };
+#ifdef EXPERTS
+layout(std430, binding = 4) readonly buffer RoutingBuffer { float routing[]; };
+#endif
 
 layout(push_constant) uniform Push
 {
@@ -18,6 +23,7 @@ layout(push_constant) uniform Push
     uint block;      // power of two dividing length, at most 1024
     uint outputSide; // 0: signs before the transform; 1: signs after, then the bias
     uint hasBias;
+    uint divisor;    // EXPERTS: routing slots sharing one source row
 } p;
 
 shared float values[1024];
@@ -27,11 +33,18 @@ void main()
     uint start = gl_WorkGroupID.x * p.block;
     uint token = gl_WorkGroupID.y;
     uint tid = gl_LocalInvocationID.x;
+#ifdef EXPERTS
+    uint sourceRow = token / p.divisor;
+    uint signBase = uint(routing[2 + 2 * token]) * p.rowLength;
+#else
+    uint sourceRow = token;
+    uint signBase = 0;
+#endif
     for (uint i = tid; i < p.block; i += 256)
     {
         uint c = start + i;
-        float v = c < p.srcLength ? src[token * p.srcLength + c] : 0.0;
-        values[i] = p.outputSide == 0 ? v * signs[c] : v;
+        float v = c < p.srcLength ? src[sourceRow * p.srcLength + c] : 0.0;
+        values[i] = p.outputSide == 0 ? v * signs[signBase + c] : v;
     }
     barrier();
     for (uint span = 1; span < p.block; span <<= 1)
@@ -50,7 +63,7 @@ void main()
     {
         uint c = start + i;
         float v = values[i] * norm;
-        if (p.outputSide != 0) v = v * signs[c] + (p.hasBias != 0 ? bias[c] : 0.0);
+        if (p.outputSide != 0) v = v * signs[signBase + c] + (p.hasBias != 0 ? bias[c] : 0.0);
         dst[token * p.rowLength + c] = v;
     }
 }

@@ -3,6 +3,11 @@
 // decoding the weights' format in place.
 // Tiles of 64 weight rows x 64 tokens, 16 columns deep, staged in shared memory; 256 threads each compute
 // a 4x4 block of outputs (rows ty + 16 i, tokens tx + 16 j).
+//
+// EXPERTS: the mixture-of-experts variant (prefill). Workgroup z is expert e; its "tokens" are the routing slots
+// grouped under e in the routing table (binding 5, layout in MoeRouting.cs), so each expert multiplies its own
+// slots as one tiled product: y[s, r] = W[e * p.expertRows + r, :] . x[s / p.tokens, :] (p.tokens: slots sharing
+// one input row). Workgroup y tiles an expert's slots; tiles past its count, and experts in another chunk, exit.
 
 #include "weights.glsl"
 
@@ -11,12 +16,23 @@ layout(local_size_x = 256) in;
 layout(std430, binding = 1) readonly buffer InputBuffer { float x[]; };
 layout(std430, binding = 2) writeonly buffer OutputBuffer { float y[]; };
 layout(std430, binding = 3) readonly buffer BiasBuffer { float bias[]; };
+#ifdef EXPERTS
+layout(std430, binding = 5) readonly buffer RoutingBuffer { float routing[]; };
+#endif
 
 const uint TILE = 64;
 const uint DEPTH = 16;
 
 shared float tileW[TILE][DEPTH + 1];
 shared float tileX[TILE][DEPTH + 1];
+
+#ifdef EXPERTS
+uint list;  // routing-table index of the first slot of this expert
+uint input_row(uint i) { return uint(routing[list + i]) / p.tokens; }
+uint output_row(uint i) { return uint(routing[list + i]); }
+#else
+uint input_row(uint i) { return i; }
+#endif
 
 void main()
 {
@@ -25,6 +41,21 @@ void main()
     uint ty = tid / 16;
     uint rowBase = gl_WorkGroupID.x * TILE;
     uint tokenBase = gl_WorkGroupID.y * TILE;
+#ifdef EXPERTS
+    uint slots = uint(routing[0]);
+    uint expert = gl_WorkGroupID.z;
+    uint groupStart = uint(routing[2 + 2 * slots + expert]);
+    uint count = uint(routing[3 + 2 * slots + expert]) - groupStart;
+    list = 3 + 2 * slots + uint(routing[1]) + groupStart;
+    uint expertStart = expert * p.expertRows;
+    if (tokenBase >= count || expertStart < p.rowOffset || expertStart >= p.rowOffset + p.rows) return;
+    uint weightBase = expertStart - p.rowOffset;
+    uint rowsHere = p.expertRows;
+#else
+    uint count = p.tokens;
+    uint weightBase = 0;
+    uint rowsHere = p.rows;
+#endif
 
     float acc[4][4];
     for (uint i = 0; i < 4; i++)
@@ -39,8 +70,8 @@ void main()
             uint r = tid / 2;
             uint c = k0 + (tid % 2) * 8;
             vec4 lo = vec4(0.0), hi = vec4(0.0);
-            if (rowBase + r < p.rows && c < p.paddedCols)
-                load_weight8(rowBase + r, c, lo, hi);
+            if (rowBase + r < rowsHere && c < p.paddedCols)
+                load_weight8(weightBase + rowBase + r, c, lo, hi);
             uint d = (tid % 2) * 8;
             tileW[r][d + 0] = lo.x; tileW[r][d + 1] = lo.y; tileW[r][d + 2] = lo.z; tileW[r][d + 3] = lo.w;
             tileW[r][d + 4] = hi.x; tileW[r][d + 5] = hi.y; tileW[r][d + 6] = hi.z; tileW[r][d + 7] = hi.w;
@@ -51,7 +82,7 @@ void main()
             uint t = e / DEPTH;
             uint c = e % DEPTH;
             uint col = k0 + c;
-            tileX[t][c] = (tokenBase + t < p.tokens && col < p.cols) ? x[(tokenBase + t) * p.cols + col] : 0.0;
+            tileX[t][c] = (tokenBase + t < count && col < p.cols) ? x[input_row(tokenBase + t) * p.cols + col] : 0.0;
         }
         barrier();
         for (uint k = 0; k < DEPTH; k++)
@@ -70,7 +101,14 @@ void main()
     for (uint i = 0; i < 4; i++)
     {
         uint r = rowBase + ty + 16 * i;
-        if (r >= p.rows) continue;
+        if (r >= rowsHere) continue;
+#ifdef EXPERTS
+        for (uint j = 0; j < 4; j++)
+        {
+            uint t = tokenBase + tx + 16 * j;
+            if (t < count) y[output_row(t) * p.expertRows + r] = acc[i][j];
+        }
+#else
         uint outRow = p.rowOffset + r;
         float b = p.hasBias != 0 ? bias[outRow] : 0.0;
         for (uint j = 0; j < 4; j++)
@@ -78,5 +116,6 @@ void main()
             uint t = tokenBase + tx + 16 * j;
             if (t < p.tokens) y[t * p.outStride + outRow] = acc[i][j] + b;
         }
+#endif
     }
 }

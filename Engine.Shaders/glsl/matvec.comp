@@ -3,6 +3,12 @@
 // weights' format in place. ROWS rows per workgroup; each thread reads groups of 8 weights of every row against
 // the same 8 inputs, then a shared-memory tree reduction per row.
 // A weight matrix larger than one storage-buffer binding is dispatched once per row chunk (rowOffset).
+//
+// EXPERTS: the mixture-of-experts variant. The matrix is a stack of experts of p.expertRows rows each; workgroup
+// row y is routing slot s, whose expert e is read from the routing table (binding 5, layout in MoeRouting.cs), so
+// only the chosen experts' rows are read: y[s, r] = W[e * expertRows + r, :] . x[s / p.tokens, :] (p.tokens is the
+// number of slots sharing one input row: k for the experts' gate/up, 1 for their down projection). A chunk holds
+// whole experts; a slot whose expert lies in another chunk does nothing.
 
 #include "weights.glsl"
 
@@ -13,18 +19,37 @@ layout(constant_id = 1) const uint ROWS = 4;  // rows per workgroup: amortises t
 layout(std430, binding = 1) readonly buffer InputBuffer { float x[]; };
 layout(std430, binding = 2) writeonly buffer OutputBuffer { float y[]; };
 layout(std430, binding = 3) readonly buffer BiasBuffer { float bias[]; };
+#ifdef EXPERTS
+layout(std430, binding = 5) readonly buffer RoutingBuffer { float routing[]; };
+#endif
 
 shared float partial[ROWS * WORKGROUP];
 
+uint inputBase;  // first input element of the row this workgroup multiplies
+
 // Inputs past the row end are zero: the padding weights a format decodes there (min + 0 * scale) do not count.
-float x_at(uint c) { return c < p.cols ? x[c] : 0.0; }
+float x_at(uint c) { return c < p.cols ? x[inputBase + c] : 0.0; }
 
 void main()
 {
-    uint firstRow = (gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x) * ROWS;
-    if (firstRow >= p.rows) return;
+    uint group = gl_WorkGroupID.x + gl_WorkGroupID.y * gl_NumWorkGroups.x;
+    inputBase = 0;
+#ifdef EXPERTS
+    group = gl_WorkGroupID.x;
+    uint slot = gl_WorkGroupID.y;
+    uint expertStart = uint(routing[2 + 2 * slot]) * p.expertRows;  // stacked row of the expert's first row
+    if (expertStart < p.rowOffset || expertStart >= p.rowOffset + p.rows) return;
+    uint weightBase = expertStart - p.rowOffset;  // chunk row of the expert's first row
+    uint rowsHere = p.expertRows;
+    inputBase = slot / p.tokens * p.cols;
+#else
+    uint weightBase = 0;
+    uint rowsHere = p.rows;
+#endif
+    uint firstRow = group * ROWS;
+    if (firstRow >= rowsHere) return;
     uint tid = gl_LocalInvocationID.x;
-    uint rowCount = min(ROWS, p.rows - firstRow);
+    uint rowCount = min(ROWS, rowsHere - firstRow);
     float sum[ROWS];
     for (uint r = 0; r < ROWS; r++) sum[r] = 0.0;
     for (uint c = tid * 8; c < p.cols; c += WORKGROUP * 8)
@@ -34,7 +59,7 @@ void main()
         for (uint r = 0; r < rowCount; r++)
         {
             vec4 lo, hi;
-            load_weight8(firstRow + r, c, lo, hi);
+            load_weight8(weightBase + firstRow + r, c, lo, hi);
             sum[r] += dot(lo, xlo) + dot(hi, xhi);
         }
     }
@@ -48,7 +73,11 @@ void main()
     }
     if (tid < rowCount)
     {
+#ifdef EXPERTS
+        y[slot * p.expertRows + firstRow + tid] = partial[tid * WORKGROUP];
+#else
         uint outRow = p.rowOffset + firstRow + tid;
         y[outRow] = partial[tid * WORKGROUP] + (p.hasBias != 0 ? bias[outRow] : 0.0);
+#endif
     }
 }

@@ -28,6 +28,7 @@ layout(push_constant) uniform Push
     uint param[4];    // format-specific (WeightFormat.ShaderParameters)
     uint streamOffset[MAX_STREAMS];
     uint streamStride[MAX_STREAMS];
+    uint expertRows;  // expert variants: rows of one expert in a stack of experts (see matvec.comp)
 } p;
 
 // Word `word` of row `row` in stream `stream`.

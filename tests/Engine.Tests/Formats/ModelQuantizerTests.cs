@@ -64,6 +64,27 @@ public sealed class ModelQuantizerTests : IDisposable
         Assert.Equal(WeightType.BF16, same.Sizes.Weights.Single(w => w.Info.Name == "model.embed_tokens.weight").Info.Type);
     }
 
+    [Theory]
+    [InlineData("hf-tiny/mamba", "backbone.embeddings.weight", WeightType.Q8)]
+    [InlineData("hf-tiny/rwkv4", "rwkv.embeddings.weight", WeightType.Q8)]
+    [InlineData("rwkv/rwkv7", "emb.weight", WeightType.Q8)]
+    [InlineData("rwkv/rwkv7", "head.weight", WeightType.Q8)]
+    [InlineData("rwkv/rwkv7", "blocks.0.att.key.weight", WeightType.Q4)]
+    [InlineData("hf-tiny/mixtral", "model.layers.0.block_sparse_moe.gate.weight", WeightType.F32)]
+    [InlineData("hf-tiny/mixtral", "model.layers.0.block_sparse_moe.experts.1.w2.weight", WeightType.Q4)]
+    [InlineData("hf-tiny/qwen3_moe", "model.layers.1.mlp.gate.weight", WeightType.F32)]
+    [InlineData("hf-tiny/llava", "multi_modal_projector.linear_1.weight", WeightType.Q8)]
+    [InlineData("hf-tiny/llava", "language_model.model.embed_tokens.weight", WeightType.Q8)]
+    [InlineData("hf-tiny/llava", "vision_tower.encoder.layers.0.mlp.fc1.weight", WeightType.Q4)]
+    public void Each_family_keeps_its_embedding_head_and_routers_above_the_target(string fixture, string tensor, WeightType expected)
+    {
+        string output = _temp.File(fixture.Replace('/', '-') + ".epack");
+        using (var source = ModelFile.Open(TestPaths.Shared(["fixtures", .. fixture.Split('/')])))
+            ModelQuantizer.Quantize(source, output, ModelQuantizer.CreateRequest("q4", null, null, null, null, null, []), "test");
+        using var packed = EpackFile.Open(output);
+        Assert.Equal(expected, packed.Require(tensor).Type);
+    }
+
     /// <summary>
     /// For every format whose encoder writes companions (codebooks, factors): a pack in that format re-quantized to
     /// f16 loses the companions, and one that keeps such a tensor carries them along, written once.

@@ -29,6 +29,8 @@ public sealed class ArchitectureFormatTests : IDisposable
                      "fixtures/hf-tiny/mamba",
                      "fixtures/hf-tiny/mamba2",
                      "fixtures/hf-tiny/llava",
+                     "fixtures/hf-tiny/mixtral",
+                     "fixtures/hf-tiny/qwen3_moe",
                  })
             foreach (string format in new[] { "q4", "sefp" })
                 cases.Add(folder, format);

@@ -18,6 +18,7 @@ public sealed class ModelFixtureTests
                      "fixtures/hf-tiny/llama", "fixtures/hf-tiny/qwen2", "models/tinyprose-14m",
                      "fixtures/hf-tiny/rwkv4", "fixtures/rwkv/rwkv6", "fixtures/rwkv/rwkv7",
                      "fixtures/hf-tiny/mamba", "fixtures/hf-tiny/mamba2", "fixtures/hf-tiny/llava",
+                     "fixtures/hf-tiny/mixtral", "fixtures/hf-tiny/qwen3_moe",
                  })
             foreach (var backend in new[] { BackendKind.Vulkan, BackendKind.Cpu })
                 cases.Add(model, backend);
