@@ -14,7 +14,7 @@ public sealed record ModelOptions
     /// <summary>Vulkan device index; null picks ENGINE_DEVICE, else the best device.</summary>
     public int? DeviceIndex { get; init; }
 
-    /// <summary>Context length cap; null means the model's own maximum (at most <see cref="DefaultMaxContext"/>).</summary>
+    /// <summary>Context length cap; null means the model's own maximum (at most <see cref="DefaultMaxContext"/> for attention models).</summary>
     public int? MaxContext { get; init; }
 
     /// <summary>Tokens processed per prompt batch (activations are allocated for this many).</summary>
@@ -24,4 +24,10 @@ public sealed record ModelOptions
     public int SefpBits { get; init; }
 
     public const int DefaultMaxContext = 4096;
+
+    /// <summary>
+    /// The context cap of recurrent models (Mamba, RWKV) when none is asked for: their state does not grow with the
+    /// context, so only the position counter bounds it.
+    /// </summary>
+    public const int RecurrentMaxContext = 1 << 30;
 }

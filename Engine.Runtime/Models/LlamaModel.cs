@@ -37,20 +37,18 @@ public sealed class LlamaModel : ILanguageModel
         public void Reset() => Position = 0;
     }
 
-    private const int LogitsBatch = 64;
-
     private readonly Layer[] _layers;
     private readonly IWeightMatrix _embedding;   // [V, D]
     private readonly IWeightMatrix _head;        // [V, D], the embedding when tied
-    private readonly ITensor _finalNorm;         // [D]
     private readonly ITensor _ropeTable;         // [MaxContext][d/2] (cos, sin)
     private readonly int _maxBatch;
     private readonly int _dim, _heads, _kvHeads, _headDim, _vocab;
     private readonly float _eps;
 
     // Activations, allocated once for the largest batch.
-    private readonly ITensor _x, _normed, _q, _k, _v, _attention, _logits;
+    private readonly ITensor _x, _normed, _q, _k, _v, _attention;
     private readonly FeedForwardScratch _feedForwardScratch;
+    private readonly OutputHead _output;
 
     public ModelConfig Config { get; }
     public IBackend Backend { get; }
@@ -84,7 +82,6 @@ public sealed class LlamaModel : ILanguageModel
         var loader = new WeightLoader(tensors, backend, tensorPrefix);
         _embedding = loader.Matrix("model.embed_tokens.weight", _vocab, _dim);
         _head = loader.Has("lm_head.weight") ? loader.Matrix("lm_head.weight", _vocab, _dim) : _embedding;
-        _finalNorm = loader.Vector("model.norm.weight", _dim);
         _layers = new Layer[config.LayerCount];
         int qDim = _heads * _headDim, kvDim = _kvHeads * _headDim;
         for (int i = 0; i < _layers.Length; i++)
@@ -116,7 +113,9 @@ public sealed class LlamaModel : ILanguageModel
         _v = backend.Allocate(b * kvDim);
         _attention = backend.Allocate(b * qDim);
         _feedForwardScratch = new FeedForwardScratch(backend, b, _dim, [.. _layers.Select(l => l.FeedForward)]);
-        _logits = backend.Allocate(Math.Min(b, LogitsBatch) * _vocab);
+        var finalNorm = loader.Vector("model.norm.weight", _dim);
+        _output = new OutputHead(backend, _head, _x, _normed, (t, rows) => backend.RmsNorm(t, finalNorm, t, rows, _dim, _eps),
+            _dim, _vocab, b, MaxContext);
     }
 
     public IModelState CreateState()
@@ -145,23 +144,11 @@ public sealed class LlamaModel : ILanguageModel
     internal void Forward(IModelState state, ReadOnlySpan<int> tokens, Span<float> logits, bool allPositions, EmbeddingEdit? edit)
     {
         var cache = state as KvCache ?? throw new ArgumentException("the state was made by another model", nameof(state));
-        if (tokens.IsEmpty) throw new ArgumentException("no tokens to feed", nameof(tokens));
-        if (cache.Position + tokens.Length > MaxContext)
-            throw new ArgumentException($"context full: {cache.Position} + {tokens.Length} tokens exceed the context length {MaxContext}");
-        int expected = allPositions ? tokens.Length * _vocab : _vocab;
-        if (logits.Length != expected)
-            throw new ArgumentException($"logits buffer holds {logits.Length} floats, {expected} needed", nameof(logits));
-
-        for (int start = 0; start < tokens.Length; start += _maxBatch)
+        _output.Forward(cache.Position, tokens, logits, allPositions, batch =>
         {
-            int count = Math.Min(_maxBatch, tokens.Length - start);
-            Layers(cache, tokens.Slice(start, count), edit);
-            if (allPositions)
-                Logits(0, count, logits.Slice(start * _vocab, count * _vocab));
-            else if (start + count == tokens.Length)
-                Logits(count - 1, 1, logits);
-            cache.Position += count;
-        }
+            Layers(cache, batch, edit);
+            cache.Position += batch.Length;
+        });
     }
 
     public void Dispose() => Backend.Dispose();
@@ -195,20 +182,6 @@ public sealed class LlamaModel : ILanguageModel
             be.RmsNorm(_x, layer.FfnNorm, _normed, n, _dim, _eps);
             layer.FeedForward.Forward(be, _normed, _normed, n, _feedForwardScratch);
             be.Add(_x, _normed, _x, n * _dim);
-        }
-    }
-
-    /// <summary>Final norm and head for batch rows [first, first + count) of _x, read into <paramref name="destination"/>.</summary>
-    private void Logits(int first, int count, Span<float> destination)
-    {
-        var be = Backend;
-        for (int done = 0; done < count; done += LogitsBatch)
-        {
-            int rows = Math.Min(LogitsBatch, count - done);
-            be.Copy(_x, (first + done) * _dim, _normed, 0, rows * _dim);
-            be.RmsNorm(_normed, _finalNorm, _normed, rows, _dim, _eps);
-            be.Linear(_head, null, _normed, _logits, rows);
-            be.Read(_logits, destination.Slice(done * _vocab, rows * _vocab));
         }
     }
 }

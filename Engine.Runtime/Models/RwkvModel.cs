@@ -16,17 +16,12 @@ public abstract class RwkvModel : ILanguageModel
 
     private sealed record Norm(ITensor Weight, ITensor Bias);
 
-    private const int LogitsBatch = 64;
-
-    /// <summary>The context cap when none is asked for: the state's size does not depend on it.</summary>
-    private const int DefaultMaxContext = 1 << 30;
-
     private readonly IWeightMatrix _embedding;   // [V, D]
     private readonly IWeightMatrix _head;        // [V, D]
     private readonly Norm _firstNorm, _outputNorm;
     private readonly Norm[] _timeNorms, _channelNorms;
     private readonly int _vocab;
-    private readonly ITensor _logits;
+    private readonly OutputHead _output;
     private float[]? _initialWkv;
 
     protected int Dim { get; }
@@ -70,7 +65,7 @@ public abstract class RwkvModel : ILanguageModel
         LayerCount = config.LayerCount;
         _vocab = config.VocabSize;
         Eps = (float)config.RmsNormEps;
-        MaxContext = options.MaxContext ?? DefaultMaxContext;
+        MaxContext = options.MaxContext ?? ModelOptions.RecurrentMaxContext;
         if (MaxContext <= 0) throw new InvalidDataException($"context length {MaxContext} is not positive");
         MaxBatch = Math.Clamp(options.MaxBatch, 1, MaxContext);
         Loader = new WeightLoader(tensors, backend);
@@ -94,7 +89,8 @@ public abstract class RwkvModel : ILanguageModel
         Scratch = backend.Allocate(b * Dim);
         _ffnHidden = backend.Allocate(b * FeedForwardSize);
         _ffnReceptance = backend.Allocate(b * Dim);
-        _logits = backend.Allocate(Math.Min(b, LogitsBatch) * _vocab);
+        _output = new OutputHead(backend, _head, X, Normed,
+            (t, rows) => backend.LayerNorm(t, _outputNorm.Weight, _outputNorm.Bias, t, rows, Dim, Eps), Dim, _vocab, b, MaxContext);
     }
 
     protected static string Block(string prefix, int layer) => $"{prefix}blocks.{layer}.";
@@ -133,23 +129,11 @@ public abstract class RwkvModel : ILanguageModel
     public void Forward(IModelState state, ReadOnlySpan<int> tokens, Span<float> logits, bool allPositions)
     {
         var rwkv = state as RwkvState ?? throw new ArgumentException("the state was made by another model", nameof(state));
-        if (tokens.IsEmpty) throw new ArgumentException("no tokens to feed", nameof(tokens));
-        if ((long)rwkv.Position + tokens.Length > MaxContext)
-            throw new ArgumentException($"context full: {rwkv.Position} + {tokens.Length} tokens exceed the context length {MaxContext}");
-        int expected = allPositions ? tokens.Length * _vocab : _vocab;
-        if (logits.Length != expected)
-            throw new ArgumentException($"logits buffer holds {logits.Length} floats, {expected} needed", nameof(logits));
-
-        for (int start = 0; start < tokens.Length; start += MaxBatch)
+        _output.Forward(rwkv.Position, tokens, logits, allPositions, batch =>
         {
-            int count = Math.Min(MaxBatch, tokens.Length - start);
-            Blocks(rwkv, tokens.Slice(start, count));
-            if (allPositions)
-                Logits(0, count, logits.Slice(start * _vocab, count * _vocab));
-            else if (start + count == tokens.Length)
-                Logits(count - 1, 1, logits);
-            rwkv.Position += count;
-        }
+            Blocks(rwkv, batch);
+            rwkv.Position += batch.Length;
+        });
     }
 
     public void Dispose() => Backend.Dispose();
@@ -219,19 +203,6 @@ public abstract class RwkvModel : ILanguageModel
         be.Binary(BinaryOp.Mul, Branch, _ffnReceptance, Branch, n * Dim, n * Dim);
     }
 
-    /// <summary>Output layer norm and head for batch rows [first, first + count) of X, read into <paramref name="destination"/>.</summary>
-    private void Logits(int first, int count, Span<float> destination)
-    {
-        var be = Backend;
-        for (int done = 0; done < count; done += LogitsBatch)
-        {
-            int rows = Math.Min(LogitsBatch, count - done);
-            be.Copy(X, (first + done) * Dim, Normed, 0, rows * Dim);
-            be.LayerNorm(Normed, _outputNorm.Weight, _outputNorm.Bias, Normed, rows, Dim, Eps);
-            be.Linear(_head, null, Normed, _logits, rows);
-            be.Read(_logits, destination.Slice(done * _vocab, rows * _vocab));
-        }
-    }
 
     /// <summary>
     /// A matrix stored the way it is applied as x @ W ([<paramref name="columns"/>, <paramref name="rows"/>], RWKV's LoRA

@@ -41,16 +41,11 @@ public sealed class MambaState : IModelState
 /// </summary>
 public abstract class SsmModel : ILanguageModel
 {
-    /// <summary>Positions a state may hold when the options set no limit: the state's size does not grow with them.</summary>
-    public const int DefaultMaxContext = 1 << 20;
-
-    private const int LogitsBatch = 64;
-
     private readonly IWeightMatrix _embedding;   // [V, D]
     private readonly IWeightMatrix _head;        // [V, D], the embedding when tied
-    private readonly ITensor _finalNorm;         // [D]
     private readonly ITensor[] _blockNorms;      // [layers][D]
-    private readonly ITensor _x, _logits;
+    private readonly ITensor _x;
+    private readonly OutputHead _output;
 
     public ModelConfig Config { get; }
     public IBackend Backend { get; }
@@ -84,17 +79,18 @@ public abstract class SsmModel : ILanguageModel
         Dim = config.HiddenSize;
         Vocab = config.VocabSize;
         Eps = (float)config.RmsNormEps;
-        MaxContext = options.MaxContext ?? DefaultMaxContext;
+        MaxContext = options.MaxContext ?? ModelOptions.RecurrentMaxContext;
         if (MaxContext <= 0) throw new InvalidDataException($"context length {MaxContext} is not positive");
         MaxBatch = Math.Clamp(options.MaxBatch, 1, MaxContext);
 
         _embedding = loader.Matrix("backbone.embeddings.weight", Vocab, Dim);
-        _head = tensors.TryGet("lm_head.weight", out _) ? loader.Matrix("lm_head.weight", Vocab, Dim) : _embedding;
-        _finalNorm = loader.Vector("backbone.norm_f.weight", Dim);
+        _head = loader.Has("lm_head.weight") ? loader.Matrix("lm_head.weight", Vocab, Dim) : _embedding;
+        var finalNorm = loader.Vector("backbone.norm_f.weight", Dim);
         _blockNorms = Enumerable.Range(0, config.LayerCount).Select(i => loader.Vector($"backbone.layers.{i}.norm.weight", Dim)).ToArray();
         _x = backend.Allocate(MaxBatch * Dim);
         Normed = backend.Allocate(MaxBatch * Dim);
-        _logits = backend.Allocate(Math.Min(MaxBatch, LogitsBatch) * Vocab);
+        _output = new OutputHead(backend, _head, _x, Normed, (t, rows) => backend.RmsNorm(t, finalNorm, t, rows, Dim, Eps),
+            Dim, Vocab, MaxBatch, MaxContext);
     }
 
     /// <summary>Layer <paramref name="layer"/>'s mixer on the first <paramref name="tokens"/> rows of <see cref="Normed"/>, in place.</summary>
@@ -109,47 +105,22 @@ public abstract class SsmModel : ILanguageModel
     public void Forward(IModelState state, ReadOnlySpan<int> tokens, Span<float> logits, bool allPositions)
     {
         var mamba = state as MambaState ?? throw new ArgumentException("the state was made by another model", nameof(state));
-        if (tokens.IsEmpty) throw new ArgumentException("no tokens to feed", nameof(tokens));
-        if (mamba.Position + tokens.Length > MaxContext)
-            throw new ArgumentException($"context full: {mamba.Position} + {tokens.Length} tokens exceed the context length {MaxContext}");
-        int expected = allPositions ? tokens.Length * Vocab : Vocab;
-        if (logits.Length != expected)
-            throw new ArgumentException($"logits buffer holds {logits.Length} floats, {expected} needed", nameof(logits));
-
-        for (int start = 0; start < tokens.Length; start += MaxBatch)
+        _output.Forward(mamba.Position, tokens, logits, allPositions, batch =>
         {
-            int count = Math.Min(MaxBatch, tokens.Length - start);
             var be = Backend;
-            be.Embedding(_embedding, tokens.Slice(start, count), _x);
+            int count = batch.Length;
+            be.Embedding(_embedding, batch, _x);
             for (int i = 0; i < _blockNorms.Length; i++)
             {
                 be.RmsNorm(_x, _blockNorms[i], Normed, count, Dim, Eps);
                 Mixer(i, mamba, count);
                 be.Add(_x, Normed, _x, count * Dim);
             }
-            if (allPositions)
-                Logits(0, count, logits.Slice(start * Vocab, count * Vocab));
-            else if (start + count == tokens.Length)
-                Logits(count - 1, 1, logits);
             mamba.Position += count;
-        }
+        });
     }
 
     public void Dispose() => Backend.Dispose();
-
-    /// <summary>Final norm and head for batch rows [first, first + count) of _x, read into <paramref name="destination"/>.</summary>
-    private void Logits(int first, int count, Span<float> destination)
-    {
-        var be = Backend;
-        for (int done = 0; done < count; done += LogitsBatch)
-        {
-            int rows = Math.Min(LogitsBatch, count - done);
-            be.Copy(_x, (first + done) * Dim, Normed, 0, rows * Dim);
-            be.RmsNorm(Normed, _finalNorm, Normed, rows, Dim, Eps);
-            be.Linear(_head, null, Normed, _logits, rows);
-            be.Read(_logits, destination.Slice(done * Vocab, rows * Vocab));
-        }
-    }
 
     /// <summary>-exp(A_log): the decay rates of the state, stored as logs of their magnitudes.</summary>
     private protected static ITensor DecayRates(WeightLoader loader, IBackend backend, string name, int length) =>
