@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using Engine.Formats;
 using Engine.Formats.Epack;
+using Engine.Runtime.Models;
 
 namespace Engine.Cli.Commands;
 
@@ -31,8 +32,11 @@ public static class InspectCommand
             var c = file.Config;
             o.WriteLine($"path: {file.Path}");
             o.WriteLine($"architecture: {c.Architecture}");
-            o.WriteLine($"vocab: {c.VocabSize}, hidden: {c.HiddenSize}, layers: {c.LayerCount}, heads: {c.HeadCount} (kv {c.KvHeadCount}, dim {c.HeadDim}), ffn: {c.IntermediateSize}");
-            o.WriteLine(string.Create(inv, $"context: {c.MaxPositions}, rope theta: {c.RopeTheta}, rope layout: {c.RopeLayout}, norm eps: {c.RmsNormEps}, tied head: {c.TieWordEmbeddings}"));
+            string heads = c.HeadCount > 0 ? $", heads: {c.HeadCount} (kv {c.KvHeadCount}, dim {c.HeadDim})" : "";
+            o.WriteLine($"vocab: {c.VocabSize}, hidden: {c.HiddenSize}, layers: {c.LayerCount}{heads}, ffn: {c.IntermediateSize}");
+            o.WriteLine(ArchitectureRegistry.IsRecurrent(c.Architecture)
+                ? string.Create(inv, $"state: recurrent (fixed size, no context limit), norm eps: {c.RmsNormEps}, tied head: {c.TieWordEmbeddings}")
+                : string.Create(inv, $"context: {c.MaxPositions}, rope theta: {c.RopeTheta}, rope layout: {c.RopeLayout}, norm eps: {c.RmsNormEps}, tied head: {c.TieWordEmbeddings}"));
             o.WriteLine($"bos: {c.BosTokenId?.ToString(inv) ?? "none"}, eos: [{string.Join(", ", c.EosTokenIds)}]");
             if (epack is not null) PrintEpack(epack);
             o.WriteLine();

@@ -28,7 +28,12 @@ public static class ArchitectureRegistry
         ["deepseek"] = (c, t, b, o) => new LlamaModel(c, t, b, o),
     };
 
+    /// <summary>Architectures that carry a fixed-size recurrent state instead of a KV cache (no position embedding, no context limit).</summary>
+    private static readonly HashSet<string> Recurrent = new(StringComparer.OrdinalIgnoreCase) { "rwkv", "rwkv6", "rwkv7", "mamba", "mamba2" };
+
     public static IReadOnlyCollection<string> Names => Factories.Keys;
+
+    public static bool IsRecurrent(string architecture) => Recurrent.Contains(architecture);
 
     public static ILanguageModel Create(ModelConfig config, ITensorSource tensors, IBackend backend, ModelOptions options) =>
         Factories.TryGetValue(config.Architecture, out var factory)
