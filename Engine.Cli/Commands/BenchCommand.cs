@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Globalization;
-using System.Text;
 using System.Text.Json;
 using Engine.Formats;
 using Engine.Runtime;
@@ -59,49 +58,46 @@ public static class BenchCommand
             if (new[] { shapes, modelPath, archNames }.Count(v => v is not null) != 1)
                 throw new ArgumentException("give one of --model PATH, --matvec SHAPES or --arch NAMES");
 
-            string deviceName = "";
-            var rows = new List<(string Model, Measurement Row)>();
+            var report = new BenchReport(parse.GetValue(output)!, shapes is not null, options.Backend.ToString().ToLowerInvariant());
             int p = parse.GetValue(prompt), n = parse.GetValue(generate);
             var modelOptions = options with { MaxContext = Math.Max(p + n, 16) };
             if (shapes is not null)
             {
                 using var be = ModelLoader.CreateBackend(options);
-                deviceName = be.DeviceName;
                 int iters = parse.GetValue(iterations);
                 if (iters < 1) throw new ArgumentException("--iterations must be at least 1");
                 var formats = ParseTypes(parse.GetValue(types) ?? "all");
-                rows.AddRange(ParseShapes(shapes)
-                    .SelectMany(shape => formats.Select(type => (shape, type)))
-                    .Select(c => RunMatVec(be, c.shape.Rows, c.shape.Columns, c.type, iters, reps))
-                    .Prepend(MatVecBenchmark.Copy(be, iters, reps))
-                    .Select(row => ("random", row)));
+                report.Add("random", be.DeviceName, MatVecBenchmark.Copy(be, iters, reps));
+                foreach (var shape in ParseShapes(shapes))
+                    foreach (var type in formats)
+                        report.Add("random", be.DeviceName, RunMatVec(be, shape.Rows, shape.Columns, type, iters, reps));
             }
             else if (archNames is not null)
             {
                 var names = archNames.Trim() == "all" ? BenchmarkModels.Names.ToList()
                     : archNames.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
                 var formats = ParseTypes(parse.GetValue(types) ?? "q4");
-                foreach (string name in names)
+                var configs = names.Select(name => (name, HfConfigReader.FromJson(BenchmarkModels.Config(name), null, $"benchmark shape '{name}'"))).ToList();
+                foreach (var (name, config) in configs)
                 {
-                    var config = HfConfigReader.FromJson(BenchmarkModels.Config(name), null, $"benchmark shape '{name}'");
                     foreach (var type in formats)
                     {
                         Console.Error.WriteLine($"{name}: making random {WeightTypes.Get(type).Name} weights at its 1B-class shape…");
                         using var weights = new SyntheticTensors(type);
                         using var loaded = ModelLoader.Load(config, weights, modelOptions);
-                        deviceName = loaded.Backend.DeviceName;
-                        rows.AddRange(ModelBenchmark.Run(loaded, p, n, reps).Select(row => ($"{name} 1B (random)", row)));
+                        foreach (var row in ModelBenchmark.Run(loaded, p, n, reps))
+                            report.Add($"{name} 1B (random)", loaded.Backend.DeviceName, row);
                     }
                 }
             }
             else
             {
                 using var loaded = ModelLoader.Load(modelPath!, modelOptions);
-                deviceName = loaded.Backend.DeviceName;
                 string subject = Path.GetFileName(Path.TrimEndingDirectorySeparator(modelPath!));
-                rows.AddRange(ModelBenchmark.Run(loaded, p, n, reps).Select(row => (subject, row)));
+                foreach (var row in ModelBenchmark.Run(loaded, p, n, reps))
+                    report.Add(subject, loaded.Backend.DeviceName, row);
             }
-            Console.Write(Format(parse.GetValue(output)!, shapes is not null, options.Backend.ToString().ToLowerInvariant(), deviceName, rows));
+            report.Finish();
             return 0;
         });
         return command;
@@ -134,53 +130,60 @@ public static class BenchCommand
                 ? info.Type
                 : throw new ArgumentException($"--types: unknown weight format '{name}' (known: {string.Join(", ", WeightTypes.All.Select(t => t.Name))})")).ToList();
 
-    private static string Format(string kind, bool matVec, string backend, string device, IReadOnlyList<(string Model, Measurement Row)> rows)
+    /// <summary>
+    /// Writes rows as they are measured: md and csv line by line (a long run shows its progress and keeps what it
+    /// measured), json as one array at the end.
+    /// </summary>
+    private sealed class BenchReport(string kind, bool matVec, string backend)
     {
-        var inv = CultureInfo.InvariantCulture;
-        var text = new StringBuilder();
-        switch (kind)
+        private readonly List<(string Model, string Device, Measurement Row)> _rows = [];
+        private bool _started;
+
+        public void Add(string model, string device, Measurement m)
         {
-            case "json":
-                using (var stream = new MemoryStream())
-                {
-                    using (var writer = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
-                    {
-                        writer.WriteStartArray();
-                        foreach (var (subject, m) in rows)
-                        {
-                            writer.WriteStartObject();
-                            writer.WriteString("model", subject);
-                            writer.WriteString("backend", backend);
-                            writer.WriteString("device", device);
-                            writer.WriteString("format", m.Format);
-                            writer.WriteString("test", m.Test);
-                            writer.WriteNumber("rate_mean", m.Mean);
-                            writer.WriteNumber("rate_sd", m.StandardDeviation);
-                            writer.WriteNumber("weight_bytes", m.BytesPerUnit);
-                            writer.WriteNumber("weight_gb_per_s", m.GigabytesPerSecond);
-                            writer.WriteStartArray("rates");
-                            foreach (double r in m.Rates) writer.WriteNumberValue(r);
-                            writer.WriteEndArray();
-                            writer.WriteEndObject();
-                        }
-                        writer.WriteEndArray();
-                    }
-                    text.Append(Encoding.UTF8.GetString(stream.ToArray())).Append('\n');
-                }
-                break;
-            case "csv":
-                text.Append("model,backend,device,format,test,rate_mean,rate_sd,weight_bytes,weight_gb_per_s\n");
-                foreach (var (subject, m) in rows)
-                    text.Append(inv, $"{subject},{backend},\"{device}\",{m.Format},{m.Test},{m.Mean:F3},{m.StandardDeviation:F3},{m.BytesPerUnit},{m.GigabytesPerSecond:F3}\n");
-                break;
-            default:
-                string unit = matVec ? "mat-vec/s" : "t/s";
-                text.Append($"| model | backend | device | format | test | {unit} | weight MB read | weight GB/s |\n");
-                text.Append("| --- | --- | --- | --- | --- | ---: | ---: | ---: |\n");
-                foreach (var (subject, m) in rows)
-                    text.Append(inv, $"| {subject} | {backend} | {device} | {m.Format} | {m.Test} | {m.Mean:F2} ± {m.StandardDeviation:F2} | {m.BytesPerUnit / 1e6:F2} | {m.GigabytesPerSecond:F2} |\n");
-                break;
+            var inv = CultureInfo.InvariantCulture;
+            _rows.Add((model, device, m));
+            if (kind == "json") return;
+            if (!_started)
+            {
+                Console.Out.Write(kind == "csv"
+                    ? "model,backend,device,format,test,rate_mean,rate_sd,weight_bytes,weight_gb_per_s\n"
+                    : $"| model | backend | device | format | test | {(matVec ? "mat-vec/s" : "t/s")} | weight MB read | weight GB/s |\n| --- | --- | --- | --- | --- | ---: | ---: | ---: |\n");
+                _started = true;
+            }
+            Console.Out.Write(kind == "csv"
+                ? string.Create(inv, $"{model},{backend},\"{device}\",{m.Format},{m.Test},{m.Mean:F3},{m.StandardDeviation:F3},{m.BytesPerUnit},{m.GigabytesPerSecond:F3}\n")
+                : string.Create(inv, $"| {model} | {backend} | {device} | {m.Format} | {m.Test} | {m.Mean:F2} ± {m.StandardDeviation:F2} | {m.BytesPerUnit / 1e6:F2} | {m.GigabytesPerSecond:F2} |\n"));
+            Console.Out.Flush();
         }
-        return text.ToString();
+
+        public void Finish()
+        {
+            if (kind != "json") return;
+            using var stream = Console.OpenStandardOutput();
+            using (var writer = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true }))
+            {
+                writer.WriteStartArray();
+                foreach (var (model, device, m) in _rows)
+                {
+                    writer.WriteStartObject();
+                    writer.WriteString("model", model);
+                    writer.WriteString("backend", backend);
+                    writer.WriteString("device", device);
+                    writer.WriteString("format", m.Format);
+                    writer.WriteString("test", m.Test);
+                    writer.WriteNumber("rate_mean", m.Mean);
+                    writer.WriteNumber("rate_sd", m.StandardDeviation);
+                    writer.WriteNumber("weight_bytes", m.BytesPerUnit);
+                    writer.WriteNumber("weight_gb_per_s", m.GigabytesPerSecond);
+                    writer.WriteStartArray("rates");
+                    foreach (double r in m.Rates) writer.WriteNumberValue(r);
+                    writer.WriteEndArray();
+                    writer.WriteEndObject();
+                }
+                writer.WriteEndArray();
+            }
+            stream.Write("\n"u8);
+        }
     }
 }
