@@ -216,4 +216,50 @@ public sealed class Qwen2VlModelTests : IDisposable
             Assert.Equal(1, backend.Recorder.Submissions);
         }
     }
+
+    [Theory]
+    [InlineData(100, 200, 3136, 1003520, 112, 196)]   // nearest multiples of 28 fit
+    [InlineData(70, 42, 3136, 1003520, 56, 56)]       // 2.5 and 1.5 round half to even, as Python's round
+    [InlineData(1000, 2000, 3136, 200704, 308, 616)]  // too many pixels: scaled down, floored
+    [InlineData(20, 30, 3136, 1003520, 56, 84)]       // too few: scaled up, ceiled
+    public void Smart_resize_matches_the_processor(int height, int width, int minPixels, int maxPixels, int expectedHeight, int expectedWidth) =>
+        Assert.Equal((expectedHeight, expectedWidth), Qwen2VlPatches.SmartResize(height, width, 28, minPixels, maxPixels));
+
+    [Fact]
+    public void Patches_are_flattened_by_merge_window_then_channel_then_frame()
+    {
+        // 2 channels of 2x4 pixels, 1-pixel patches, 2 frames, 2x2 windows: value = channel·100 + row·10 + column.
+        float[] image = [.. Enumerable.Range(0, 16).Select(i => (float)(i / 8 * 100 + i % 8 / 4 * 10 + i % 4))];
+        float[] patches = Qwen2VlPatches.Flatten(image, 2, 2, 4, 1, 2, 2);
+        (int Y, int X)[] order = [(0, 0), (0, 1), (1, 0), (1, 1), (0, 2), (0, 3), (1, 2), (1, 3)];
+        float[] expected = [.. order.SelectMany(p => new float[] { p.Y * 10 + p.X, p.Y * 10 + p.X, 100 + p.Y * 10 + p.X, 100 + p.Y * 10 + p.X })];
+        Assert.Equal(expected, patches);
+    }
+
+    [Fact]
+    public void The_qwen2_vl_preprocessor_resizes_to_a_multiple_of_the_patch_window_without_cropping()
+    {
+        var pre = Engine.Runtime.Vision.ImagePreprocessor.FromJson(
+            """
+            {"image_processor_type": "Qwen2VLImageProcessor", "min_pixels": 3136, "max_pixels": 1003520, "patch_size": 14, "merge_size": 2,
+             "image_mean": [0.48145466, 0.4578275, 0.40821073], "image_std": [0.26862954, 0.26130258, 0.27577711]}
+            """, "test");
+        var rgb = new byte[30 * 20 * 3];
+        for (int i = 0; i < rgb.Length; i++) rgb[i] = (byte)(i * 7);
+        var (pixels, shape) = pre.Process(rgb, 30, 20);
+        Assert.Equal([1, 3, 56, 84], shape);
+        Assert.Equal(3 * 56 * 84, pixels.Length);
+    }
+
+    [Fact]
+    public void An_image_of_the_wrong_size_is_a_clear_error()
+    {
+        using var model = Assert.IsType<Qwen2VlModel>(ModelLoader.Load(Qwen2AsQwen2Vl(), new ModelOptions { Backend = BackendKind.Cpu, MaxContext = 64 }));
+        Assert.Equal(6, model.ImageTokens(PixelShape));
+        var state = model.CreateState();
+        Assert.Contains("multiples of 4", Assert.Throws<ArgumentException>(() => model.AddImages(state, new float[3 * 6 * 12], [3, 6, 12])).Message);
+        model.AddImages(state, Pixels, PixelShape);
+        var logits = new float[model.Config.VocabSize];
+        Assert.Contains("fill 6", Assert.Throws<ArgumentException>(() => model.Forward(state, [.. Enumerable.Repeat(ImageToken, 7)], logits, false)).Message);
+    }
 }
