@@ -24,6 +24,9 @@ public interface IMultimodalModel : ILanguageModel
     /// <summary>Image tokens an image of <paramref name="imageShape"/> [channels, height, width] fills.</summary>
     int ImageTokens(ReadOnlySpan<int> imageShape) => TokensPerImage;
 
+    /// <summary>Tokens a prompt puts right before and after each image's image tokens (Qwen2-VL's vision_start and vision_end).</summary>
+    (int[] Before, int[] After) ImageFrame => ([], []);
+
     /// <summary>
     /// Encodes normalised images, <paramref name="pixelValues"/> row-major with <paramref name="shape"/>
     /// [images, channels, height, width] (or [channels, height, width] for one), and attaches them to the state after

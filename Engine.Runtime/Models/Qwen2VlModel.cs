@@ -83,9 +83,14 @@ public sealed class Qwen2VlModel : IMultimodalModel
         if (_vision.OutputWidth != _dim)
             throw new InvalidDataException($"config.json: vision_config.hidden_size {_vision.OutputWidth} must equal the text hidden_size {_dim}");
         ImageShape = [_vision.Channels, 0, 0];
+        // The processor's prompt frames the image pads: <|vision_start|> ... <|vision_end|>.
+        int[] Optional(string name) => top.OptionalInt(name) is { } id ? [id] : [];
+        ImageFrame = (Optional("vision_start_token_id"), Optional("vision_end_token_id"));
     }
 
     public IModelState CreateState() => new State(_text.CreateState());
+
+    public (int[] Before, int[] After) ImageFrame { get; }
 
     public int ImageTokens(ReadOnlySpan<int> imageShape)
     {

@@ -43,6 +43,8 @@ public sealed class Qwen2VlModelTests : IDisposable
             ["mrope_section"] = new JsonArray(quarter, (headDim / 2 - quarter) / 2, headDim / 2 - quarter - (headDim / 2 - quarter) / 2),
         };
         config["image_token_id"] = ImageToken;
+        config["vision_start_token_id"] = ImageToken - 2;
+        config["vision_end_token_id"] = ImageToken - 1;
         config["vision_config"] = new JsonObject
         {
             ["depth"] = 2, ["embed_dim"] = 32, ["hidden_size"] = Text, ["hidden_act"] = "quick_gelu", ["mlp_ratio"] = 2,
@@ -261,5 +263,41 @@ public sealed class Qwen2VlModelTests : IDisposable
         model.AddImages(state, Pixels, PixelShape);
         var logits = new float[model.Config.VocabSize];
         Assert.Contains("fill 6", Assert.Throws<ArgumentException>(() => model.Forward(state, [.. Enumerable.Repeat(ImageToken, 7)], logits, false)).Message);
+    }
+
+    [Fact]
+    public void Chat_reads_an_image_at_its_own_resolution()
+    {
+        // Byte-level tokenizer (ids = bytes); the processor's factor is 2·2, so the 5x3 picture becomes 16x12 (min_pixels
+        // 128): 8x6 patches, 4x3 image tokens framed by vision_start / vision_end.
+        string model = Qwen2AsQwen2Vl();
+        File.WriteAllText(Path.Combine(model, "tokenizer.json"), Engine.Tests.Tokenization.TinyTokenizerJson.ByteLevel([], new JsonArray()).ToJsonString());
+        File.WriteAllText(Path.Combine(model, "preprocessor_config.json"),
+            """{"image_processor_type": "Qwen2VLImageProcessor", "min_pixels": 128, "max_pixels": 1024, "patch_size": 2, "merge_size": 2, "temporal_patch_size": 2}""");
+        string Picture(string name, int shift)
+        {
+            string path = Path.Combine(_temp.Root, name);
+            File.WriteAllBytes(path, TestPng.Encode(5, 3, 3, [.. Enumerable.Range(0, 45).Select(i => (byte)(i * 53 + shift))]));
+            return path;
+        }
+        string picture = Picture("picture.png", 91), other = Picture("other.png", 200);
+        string[] chat = ["chat", "-m", model, "-n", "6", "--temperature", "0", "--backend", "cpu"];
+
+        var withOption = Engine.Tests.Cli.EngineProcess.RunWithInput("Hi\n", [.. chat, "--image", picture]);
+        var withCommand = Engine.Tests.Cli.EngineProcess.RunWithInput($"/image {picture}\nHi\n", chat);
+        var otherImage = Engine.Tests.Cli.EngineProcess.RunWithInput($"/image {other}\nHi\n", chat);
+        var noImage = Engine.Tests.Cli.EngineProcess.RunWithInput("Hi\n", chat);
+        foreach (var run in new[] { withOption, withCommand, otherImage, noImage }) Assert.True(run.ExitCode == 0, run.Error);
+        string Reply(Engine.Tests.Cli.EngineProcess.Result run) =>
+            string.Join('\n', run.Output.Split('\n').Where(l => !l.StartsWith("(image ", StringComparison.Ordinal))).Trim();
+        Assert.Equal(Reply(withOption), Reply(withCommand));
+        Assert.NotEqual(Reply(withOption), Reply(otherImage));
+        Assert.NotEqual(Reply(withOption), Reply(noImage));
+
+        using var loaded = Assert.IsType<Qwen2VlModel>(ModelLoader.Load(model, new ModelOptions { Backend = BackendKind.Cpu, MaxContext = 64 }));
+        var (_, shape) = Engine.Runtime.Vision.ImagePreprocessor.ForModel(model, loaded.Config).Load(picture);
+        Assert.Equal([1, 3, 12, 16], shape);
+        int[] ids = Engine.Runtime.Vision.ImagePrompt.Encode("a<image>b", loaded, (text, _) => [.. text.Select(c => (int)c)], [12]);
+        Assert.Equal([97, ImageToken - 2, .. Enumerable.Repeat(ImageToken, 12), ImageToken - 1, 98], ids);
     }
 }
