@@ -204,6 +204,14 @@ public interface IBackend : IDisposable
     /// </summary>
     void MoeCombine(ITensor expertOutputs, ITensor routing, ITensor? shared, ITensor? sharedScale, ITensor output, int tokens, int k, int dim);
 
+    /// <summary>
+    /// <see cref="Rope"/> with three positions per token, <paramref name="positions"/>[tokens][3] (whole numbers as
+    /// floats, below the table's length): rotary pair i (of headDim/2) uses the first while i &lt; section0, the second
+    /// while i &lt; section0 + section1, then the third. Qwen2-VL's multimodal RoPE (temporal, height, width) and its
+    /// vision tower's 2-D RoPE (section0 = 0: rows, then columns).
+    /// </summary>
+    void RopePositions(ITensor x, ITensor table, ITensor positions, int tokens, int heads, int headDim, int section0, int section1, RopeLayout layout);
+
     /// <summary>Softmax of each row, in place.</summary>
     void Softmax(ITensor x, int rows, int cols);
 

@@ -17,7 +17,8 @@ public sealed record RopeScaling(string Kind, double Factor, double LowFrequency
             if (!root.TryGetProperty(key, out var section) || section.ValueKind != JsonValueKind.Object) continue;
             string? kind = section.TryGetProperty("rope_type", out var t) ? t.GetString()
                 : section.TryGetProperty("type", out var t2) ? t2.GetString() : null;
-            if (kind is null or "default") continue;
+            // Qwen2-VL's "mrope" splits the rotary pairs among position components; it does not scale frequencies.
+            if (kind is null or "default" or "mrope") continue;
             double Number(string name, double fallback) =>
                 section.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetDouble() : fallback;
             var scaling = new RopeScaling(kind, Number("factor", 1), Number("low_freq_factor", 1), Number("high_freq_factor", 4),

@@ -39,17 +39,20 @@ public static class ChatCommand
             var messages = new List<ChatMessage>();
             string? systemText = parse.GetValue(system);
             int pendingImages = 0;
+            var imageTokens = new List<int>();   // per attached image, in order
             void Restart()
             {
                 messages.Clear();
                 generator.Reset();
                 pendingImages = 0;
+                imageTokens.Clear();
                 if (!string.IsNullOrWhiteSpace(systemText)) messages.Add(new ChatMessage("system", systemText));
             }
             void AttachImage(string path)
             {
                 var (pixels, shape) = preprocessor!.Load(path);
                 generator.AddImage(pixels, shape);
+                imageTokens.Add(vision!.ImageTokens(shape.AsSpan(shape.Length - 3)));
                 pendingImages++;
             }
             Restart();
@@ -134,7 +137,7 @@ public static class ChatCommand
                 int[] Encode(string text, bool opening) => template is not null
                     ? tokenizer.Encode(text, addBos: false, parseSpecial: true)
                     : tokenizer.Encode(text, addBos: opening && tokenizer.AddBosByDefault);
-                int[] prompt = vision is not null ? ImagePrompt.Encode(rendered, vision, Encode) : Encode(rendered, true);
+                int[] prompt = vision is not null ? ImagePrompt.Encode(rendered, vision, Encode, imageTokens) : Encode(rendered, true);
                 if (prompt.Length + n > model.MaxContext)
                 {
                     messages.RemoveAt(messages.Count - 1);

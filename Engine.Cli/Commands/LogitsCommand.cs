@@ -63,11 +63,15 @@ public static class LogitsCommand
     {
         var vision = model as IMultimodalModel
             ?? throw new ArgumentException($"pixel_values given, but the model ({model.Config.Architecture}) reads no images");
-        int images = shape.Length == 4 ? shape[0] : 1;
-        int tokens = ids.Count(id => id == vision.ImageTokenId);
-        if (tokens != (long)images * vision.TokensPerImage)
+        if (shape.Length is not (3 or 4))
             throw new ArgumentException(
-                $"input_ids hold {tokens} image tokens (id {vision.ImageTokenId}); {images} image(s) need {(long)images * vision.TokensPerImage} ({vision.TokensPerImage} each)");
+                $"pixel_values shape [{string.Join(", ", shape)}] must be [images, channels, height, width] (Qwen2-VL's flattened patches with image_grid_thw are not supported)");
+        int images = shape.Length == 4 ? shape[0] : 1;
+        int perImage = vision.ImageTokens(shape.AsSpan(shape.Length - 3));
+        int tokens = ids.Count(id => id == vision.ImageTokenId);
+        if (tokens != (long)images * perImage)
+            throw new ArgumentException(
+                $"input_ids hold {tokens} image tokens (id {vision.ImageTokenId}); {images} image(s) need {(long)images * perImage} ({perImage} each)");
         vision.AddImages(state, pixels, shape);
     }
 

@@ -107,7 +107,11 @@ public sealed class CpuBackend : IBackend
         }
     }
 
-    public void Rope(ITensor x, ITensor table, int tokens, int heads, int headDim, int pos0, RopeLayout layout)
+    public void Rope(ITensor x, ITensor table, int tokens, int heads, int headDim, int pos0, RopeLayout layout) =>
+        Rotate(x, table, tokens, heads, headDim, layout, (t, _) => pos0 + t);
+
+    /// <summary>Rotates each head's pairs by the table's angles at the position <paramref name="position"/>(token, pair) gives.</summary>
+    private void Rotate(ITensor x, ITensor table, int tokens, int heads, int headDim, RopeLayout layout, Func<int, int, int> position)
     {
         var data = Data(x);
         var cosSin = Data(table);
@@ -119,7 +123,7 @@ public sealed class CpuBackend : IBackend
                 int b = (t * heads + h) * headDim;
                 for (int i = 0; i < half; i++)
                 {
-                    int entry = ((pos0 + t) * half + i) * 2;
+                    int entry = (position(t, i) * half + i) * 2;
                     float cos = cosSin[entry], sin = cosSin[entry + 1];
                     int first = layout == RopeLayout.RotateHalf ? b + i : b + 2 * i;
                     int second = layout == RopeLayout.RotateHalf ? b + i + half : b + 2 * i + 1;
@@ -502,6 +506,13 @@ public sealed class CpuBackend : IBackend
                 o[t * dim + d] = (float)sum;
             }
         }
+    }
+
+    public void RopePositions(ITensor x, ITensor table, ITensor positions, int tokens, int heads, int headDim, int section0, int section1, RopeLayout layout)
+    {
+        var p = Data(positions);
+        Rotate(x, table, tokens, heads, headDim, layout,
+            (t, i) => (int)p[t * 3 + (i < section0 ? 0 : i < section0 + section1 ? 1 : 2)]);
     }
 
     public void Softmax(ITensor x, int rows, int cols)

@@ -16,6 +16,7 @@ public static class ArchitectureRegistry
         ["llama"] = (c, t, b, o) => new LlamaModel(c, t, b, o),
         ["mistral"] = (c, t, b, o) => new LlamaModel(c, t, b, o),
         ["qwen2"] = (c, t, b, o) => new LlamaModel(c, t, b, o),
+        ["qwen2_vl"] = (c, t, b, o) => new Qwen2VlModel(c, t, b, o),
         ["qwen3"] = (c, t, b, o) => new LlamaModel(c, t, b, o),
         ["rwkv"] = (c, t, b, o) => new Rwkv4Model(c, t, b, o),
         ["rwkv6"] = (c, t, b, o) => new Rwkv6Model(c, t, b, o),

@@ -4,7 +4,7 @@ namespace Engine.Runtime.Models;
 
 /// <summary>
 /// The Llama family: Llama 2/3, Mistral, SmolLM, Qwen2 (q/k/v biases), Qwen3 (per-head q/k RMSNorm), with GQA,
-/// RoPE in either layout, a SwiGLU or mixture-of-experts feed-forward per layer (Mixtral, Qwen2/3-MoE, DeepSeek-MoE:
+/// RoPE in either layout (or Qwen2-VL's multimodal RoPE: see <see cref="RopePositions"/>), a SwiGLU or mixture-of-experts feed-forward per layer (Mixtral, Qwen2/3-MoE, DeepSeek-MoE:
 /// see <see cref="FeedForward"/>) and a tied or separate output head. Optional parts are detected from the tensors
 /// present, so one class serves every member.
 /// Shapes: D = hidden size, H = heads, Hkv = kv heads, d = head dim, V = vocab, B = batch tokens.
@@ -34,13 +34,21 @@ public sealed class LlamaModel : ILanguageModel
         public ITensor[] Values { get; } = values;
         public int Position { get; set; }
 
-        public void Reset() => Position = 0;
+        /// <summary>
+        /// Rotary position of the next text token minus <see cref="Position"/>: 0 until multimodal RoPE gives an image
+        /// fewer positions than tokens.
+        /// </summary>
+        public int RopeShift { get; set; }
+
+        public void Reset() => (Position, RopeShift) = (0, 0);
     }
 
     private readonly Layer[] _layers;
     private readonly IWeightMatrix _embedding;   // [V, D]
     private readonly IWeightMatrix _head;        // [V, D], the embedding when tied
     private readonly ITensor _ropeTable;         // [MaxContext][d/2] (cos, sin)
+    private readonly int[]? _mropeSection;       // rotary pairs per position component (temporal, height, width)
+    private readonly ITensor? _ropePositions;    // [B][3], a batch's multimodal positions
     private readonly int _maxBatch;
     private readonly int _dim, _heads, _kvHeads, _headDim, _vocab;
     private readonly float _eps;
@@ -104,6 +112,8 @@ public sealed class LlamaModel : ILanguageModel
             };
         }
         _ropeTable = backend.UploadVector(RopeTable.Compute(MaxContext, _headDim, config.RopeTheta, RopeScaling.FromConfig(config.Raw)));
+        _mropeSection = MropeSection(config.Raw, _headDim);
+        if (_mropeSection is not null) _ropePositions = backend.Allocate(_maxBatch * 3);
 
         int b = _maxBatch;
         _x = backend.Allocate(b * _dim);
@@ -137,24 +147,79 @@ public sealed class LlamaModel : ILanguageModel
     /// </summary>
     internal delegate void EmbeddingEdit(ITensor x, ReadOnlySpan<int> tokens);
 
+    /// <summary>
+    /// Fills the multimodal RoPE positions [tokens][3] (temporal, height, width) of a batch whose first text position
+    /// (t = h = w for text) is <paramref name="start"/>. A batch whose positions are all text positions runs plain RoPE,
+    /// so a decode step writes nothing to the device.
+    /// </summary>
+    internal delegate void RopePositions(ReadOnlySpan<int> tokens, int start, Span<int> positions);
+
     public void Forward(IModelState state, ReadOnlySpan<int> tokens, Span<float> logits, bool allPositions) =>
         Forward(state, tokens, logits, allPositions, null);
 
-    /// <summary><see cref="Forward(IModelState, ReadOnlySpan{int}, Span{float}, bool)"/>, with <paramref name="edit"/> applied to each batch's embeddings in order.</summary>
-    internal void Forward(IModelState state, ReadOnlySpan<int> tokens, Span<float> logits, bool allPositions, EmbeddingEdit? edit)
+    /// <summary>
+    /// <see cref="Forward(IModelState, ReadOnlySpan{int}, Span{float}, bool)"/>, with <paramref name="edit"/> applied to
+    /// each batch's embeddings in order and <paramref name="positions"/> giving each batch's multimodal RoPE positions.
+    /// </summary>
+    internal void Forward(IModelState state, ReadOnlySpan<int> tokens, Span<float> logits, bool allPositions, EmbeddingEdit? edit,
+        RopePositions? positions = null)
     {
         var cache = state as KvCache ?? throw new ArgumentException("the state was made by another model", nameof(state));
+        if (positions is not null && _mropeSection is null)
+            throw new InvalidOperationException("multimodal RoPE positions given to a model without rope_scaling.mrope_section");
         _output.Forward(cache.Position, tokens, logits, allPositions, batch =>
         {
-            Layers(cache, batch, edit);
+            bool multimodal = positions is not null && WritePositions(cache, batch, positions);
+            Layers(cache, batch, edit, multimodal);
             cache.Position += batch.Length;
         });
+    }
+
+    /// <summary>
+    /// Asks for a batch's positions; when any differs from its text position, uploads them and moves the text positions
+    /// that follow to one past the largest (Qwen2-VL's get_rope_index). Returns whether the batch needs them.
+    /// </summary>
+    private bool WritePositions(KvCache cache, ReadOnlySpan<int> batch, RopePositions positions)
+    {
+        int start = cache.Position + cache.RopeShift, n = batch.Length;
+        var triples = new int[n * 3];
+        positions(batch, start, triples);
+        bool plain = true;
+        int max = -1;
+        for (int i = 0; i < triples.Length; i++)
+        {
+            plain &= triples[i] == start + i / 3;
+            max = Math.Max(max, triples[i]);
+        }
+        if (plain) return false;
+        if (triples.Min() < 0 || max >= MaxContext)
+            throw new ArgumentException($"multimodal RoPE positions {triples.Min()}..{max} are outside the context of {MaxContext}");
+        Backend.Write(_ropePositions!, 0, Array.ConvertAll(triples, p => (float)p));
+        cache.RopeShift = max + 1 - (cache.Position + n);
+        return true;
+    }
+
+    /// <summary>rope_scaling (or rope_parameters).mrope_section: rotary pairs per component, summing to d/2; null without one.</summary>
+    private static int[]? MropeSection(System.Text.Json.JsonElement? raw, int headDim)
+    {
+        if (raw is not { ValueKind: System.Text.Json.JsonValueKind.Object } root) return null;
+        foreach (string key in new[] { "rope_scaling", "rope_parameters" })
+        {
+            if (!root.TryGetProperty(key, out var section) || section.ValueKind != System.Text.Json.JsonValueKind.Object
+                || !section.TryGetProperty("mrope_section", out var value) || value.ValueKind != System.Text.Json.JsonValueKind.Array)
+                continue;
+            int[] sizes = [.. value.EnumerateArray().Select(v => v.GetInt32())];
+            if (sizes.Length != 3 || sizes.Any(v => v < 0) || sizes.Sum() != headDim / 2)
+                throw new InvalidDataException($"config.json {key}.mrope_section [{string.Join(", ", sizes)}] must be three sizes summing to head_dim / 2 = {headDim / 2}");
+            return sizes;
+        }
+        return null;
     }
 
     public void Dispose() => Backend.Dispose();
 
     /// <summary>Runs every layer on a batch, leaving the hidden states in _x and storing keys/values in the cache.</summary>
-    private void Layers(KvCache cache, ReadOnlySpan<int> tokens, EmbeddingEdit? edit)
+    private void Layers(KvCache cache, ReadOnlySpan<int> tokens, EmbeddingEdit? edit, bool multimodalRope)
     {
         var be = Backend;
         int n = tokens.Length, pos = cache.Position;
@@ -171,8 +236,16 @@ public sealed class LlamaModel : ILanguageModel
             be.Linear(layer.Value, layer.ValueBias, _normed, _v, n);
             if (layer.QueryNorm is not null) be.RmsNorm(_q, layer.QueryNorm, _q, n * _heads, _headDim, _eps);
             if (layer.KeyNorm is not null) be.RmsNorm(_k, layer.KeyNorm, _k, n * _kvHeads, _headDim, _eps);
-            be.Rope(_q, _ropeTable, n, _heads, _headDim, pos, Config.RopeLayout);
-            be.Rope(_k, _ropeTable, n, _kvHeads, _headDim, pos, Config.RopeLayout);
+            if (multimodalRope)
+            {
+                be.RopePositions(_q, _ropeTable, _ropePositions!, n, _heads, _headDim, _mropeSection![0], _mropeSection[1], Config.RopeLayout);
+                be.RopePositions(_k, _ropeTable, _ropePositions!, n, _kvHeads, _headDim, _mropeSection[0], _mropeSection[1], Config.RopeLayout);
+            }
+            else
+            {
+                be.Rope(_q, _ropeTable, n, _heads, _headDim, pos + cache.RopeShift, Config.RopeLayout);
+                be.Rope(_k, _ropeTable, n, _kvHeads, _headDim, pos + cache.RopeShift, Config.RopeLayout);
+            }
             be.Copy(_k, 0, cache.Keys[i], pos * kvDim, n * kvDim);
             be.Copy(_v, 0, cache.Values[i], pos * kvDim, n * kvDim);
             be.Attention(_q, cache.Keys[i], cache.Values[i], _attention, n, pos, _heads, _kvHeads, _headDim, scale);

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Engine.Formats;
+using Engine.Runtime.Models;
 using StbImageSharp;
 
 namespace Engine.Runtime.Vision;
@@ -13,6 +14,9 @@ namespace Engine.Runtime.Vision;
 /// smaller), rescale by <c>rescale_factor</c> and normalise with <c>image_mean</c> / <c>image_std</c>, in float32 as
 /// NumPy does. Settings come from preprocessor_config.json beside the model, else from the vision config's
 /// <c>image_size</c> with CLIP's mean and standard deviation.
+/// Qwen2VLImageProcessor (dynamic resolution, <see cref="SizeFactor"/> above 0) resizes instead to
+/// <see cref="Qwen2VlPatches.SmartResize"/>'s size — sides multiples of patch_size · merge_size, area within
+/// [min_pixels, max_pixels] — and does not crop; the model cuts the image into patches itself.
 /// </summary>
 public sealed class ImagePreprocessor
 {
@@ -36,6 +40,14 @@ public sealed class ImagePreprocessor
     public IReadOnlyList<float> Mean { get; init; } = ClipMean;
     public IReadOnlyList<float> Std { get; init; } = ClipStd;
 
+    /// <summary>Dynamic resolution: sides become multiples of this (patch_size · merge_size); 0 for a fixed size.</summary>
+    public int SizeFactor { get; init; }
+    public int MinPixels { get; init; }
+    public int MaxPixels { get; init; }
+
+    /// <summary>Qwen2VLImageProcessor's defaults: min_pixels 56·56, max_pixels 28·28·1280.</summary>
+    private const int Qwen2VlMinPixels = 56 * 56, Qwen2VlMaxPixels = 28 * 28 * 1280;
+
     /// <summary>
     /// The preprocessing of the model at <paramref name="modelPath"/>: its folder's preprocessor_config.json (a Hugging
     /// Face folder, or the folder of a .safetensors file), else CLIP's defaults at the vision config's image_size.
@@ -48,6 +60,18 @@ public sealed class ImagePreprocessor
         string file = Path.Combine(folder, ConfigFileName);
         bool beside = Directory.Exists(modelPath) || modelPath.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase);
         if (beside && File.Exists(file)) return FromJson(File.ReadAllText(file), file);
+
+        if (config.Architecture == "qwen2_vl")
+        {
+            var visionConfig = ConfigSection.Of(config.Raw, "vision_config");
+            return new ImagePreprocessor
+            {
+                DoCenterCrop = false,
+                SizeFactor = visionConfig.Positive("patch_size", 14) * visionConfig.Positive("spatial_merge_size", 2),
+                MinPixels = Qwen2VlMinPixels,
+                MaxPixels = Qwen2VlMaxPixels,
+            };
+        }
 
         int size = config.Raw is { ValueKind: JsonValueKind.Object } raw && raw.TryGetProperty("vision_config", out var vision)
             && vision.ValueKind == JsonValueKind.Object && vision.TryGetProperty("image_size", out var s) && s.TryGetInt32(out int side) && side > 0
@@ -108,8 +132,15 @@ public sealed class ImagePreprocessor
                 throw new InvalidDataException($"{source}: '{name}' must be a number, {{\"shortest_edge\": n}} or {{\"height\": h, \"width\": w}}, found {v.GetRawText()}");
             }
 
-            bool doResize = Bool("do_resize", true), doCrop = Bool("do_center_crop", true);
-            var size = doResize ? Size("size", squareWhenBare: false) : default;
+            bool dynamic = Field("min_pixels") is not null || Field("max_pixels") is not null
+                || Field("image_processor_type") is { ValueKind: JsonValueKind.String } type && type.GetString()!.StartsWith("Qwen2VL", StringComparison.Ordinal);
+            int PositiveField(string name, int fallback) => Field(name) is { } v ? Positive(v, name) : fallback;
+            // Qwen2VLImageProcessor: min/max_pixels, or (newer files) size.shortest_edge / size.longest_edge holding them.
+            int SizeField(string key, string legacy, int fallback) =>
+                Field("size") is { ValueKind: JsonValueKind.Object } sized && sized.TryGetProperty(key, out var v) ? Positive(v, "size." + key)
+                    : PositiveField(legacy, fallback);
+            bool doResize = Bool("do_resize", true), doCrop = !dynamic && Bool("do_center_crop", true);
+            var size = doResize && !dynamic ? Size("size", squareWhenBare: false) : default;
             var crop = doCrop ? Size("crop_size", squareWhenBare: true) : default;
             if (doCrop && crop.Shortest > 0) throw new InvalidDataException($"{source}: 'crop_size' needs a height and a width");
             int resample = Field("resample") is { } r
@@ -138,6 +169,9 @@ public sealed class ImagePreprocessor
                 DoNormalize = Bool("do_normalize", true),
                 Mean = Triple("image_mean", ClipMean),
                 Std = std,
+                SizeFactor = dynamic ? PositiveField("patch_size", 14) * PositiveField("merge_size", 2) : 0,
+                MinPixels = dynamic ? SizeField("shortest_edge", "min_pixels", Qwen2VlMinPixels) : 0,
+                MaxPixels = dynamic ? SizeField("longest_edge", "max_pixels", Qwen2VlMaxPixels) : 0,
             };
         }
     }
@@ -196,6 +230,7 @@ public sealed class ImagePreprocessor
     /// <summary>transformers' get_resize_output_image_size: the short side to the target, the long side scaled and truncated.</summary>
     private (int Height, int Width) ResizedSize(int height, int width)
     {
+        if (SizeFactor > 0) return Qwen2VlPatches.SmartResize(height, width, SizeFactor, MinPixels, MaxPixels);
         if (ShortestEdge <= 0) return (ResizeHeight, ResizeWidth);
         int shortSide = Math.Min(height, width), longSide = Math.Max(height, width);
         int newLong = (int)((long)ShortestEdge * longSide / shortSide);

@@ -535,6 +535,14 @@ public sealed unsafe class VulkanBackend : IBackend
             new MoeCombinePush((uint)tokens, (uint)k, (uint)dim, shared is null ? 0u : 1u, sharedScale is null ? 0u : 1u), gx, gy);
     }
 
+    public void RopePositions(ITensor x, ITensor table, ITensor positions, int tokens, int heads, int headDim, int section0, int section1, RopeLayout layout)
+    {
+        var kernel = Kernel("rope_positions", 3, (uint)sizeof(RopePositionsPush));
+        var push = new RopePositionsPush((uint)tokens, (uint)heads, (uint)headDim, 0, layout == RopeLayout.RotateHalf ? 1u : 0u, (uint)section0, (uint)section1);
+        uint threads = (uint)(tokens * heads * (headDim / 2));
+        _recorder.Dispatch(kernel, [Tensor(x).Slice, Tensor(table).Slice, Tensor(positions).Slice], [Access.Write, Access.Read, Access.Read], push, (threads + 63) / 64);
+    }
+
     public void Softmax(ITensor x, int rows, int cols)
     {
         var kernel = Kernel("softmax", 1, (uint)sizeof(SoftmaxPush), _reduceWorkgroup);
@@ -667,6 +675,7 @@ public sealed unsafe class VulkanBackend : IBackend
     private readonly record struct WkvPush(uint Tokens, uint Heads, uint HeadSize);
     private readonly record struct MoeRoutePush(uint Tokens, uint Experts, uint K, uint Normalize, float Scale);
     private readonly record struct MoeCombinePush(uint Tokens, uint K, uint Dim, uint HasShared, uint HasSharedScale);
+    private readonly record struct RopePositionsPush(uint Tokens, uint Heads, uint HeadDim, uint Pos0, uint RotateHalf, uint Section0, uint Section1);
     private readonly record struct SoftmaxPush(uint Rows, uint Cols);
     private readonly record struct HadamardPush(uint RowLength, uint SourceLength, uint Block, uint OutputSide, uint HasBias, uint Divisor);
 }

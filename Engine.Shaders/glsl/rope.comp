@@ -3,11 +3,17 @@
 // Angles come from a table cos/sin[position][headDim/2] computed once on the host in float64, because
 // GPU sin/cos lose accuracy on large arguments. ROTATE_HALF pairs (i, i + headDim/2) as Hugging Face does;
 // otherwise (2i, 2i + 1) as llama2.c and Meta's original code do.
+// POSITIONS: each token has three positions (positions[t][3], exact integers stored as floats) and rotary pair i
+// takes the first while i < section0, the second while i < section0 + section1, then the third: multimodal RoPE
+// (Qwen2-VL's temporal/height/width) and 2-D vision RoPE (section0 = 0).
 
 layout(local_size_x = 64) in;
 
 layout(std430, binding = 0) buffer Data { float x[]; };
 layout(std430, binding = 1) readonly buffer Table { vec2 cosSin[]; };
+#ifdef POSITIONS
+layout(std430, binding = 2) readonly buffer Positions { float positions[]; };
+#endif
 
 layout(push_constant) uniform Push
 {
@@ -16,6 +22,10 @@ layout(push_constant) uniform Push
     uint headDim;
     uint pos0;
     uint rotateHalf;
+#ifdef POSITIONS
+    uint section0;
+    uint section1;
+#endif
 } p;
 
 void main()
@@ -26,7 +36,13 @@ void main()
     uint i = index % half_dim;
     uint head = (index / half_dim) % p.heads;
     uint t = index / (half_dim * p.heads);
-    vec2 cs = cosSin[(p.pos0 + t) * half_dim + i];
+#ifdef POSITIONS
+    uint component = i < p.section0 ? 0 : i < p.section0 + p.section1 ? 1 : 2;
+    uint position = uint(positions[t * 3 + component]);
+#else
+    uint position = p.pos0 + t;
+#endif
+    vec2 cs = cosSin[position * half_dim + i];
     uint base = (t * p.heads + head) * p.headDim;
     uint a = p.rotateHalf != 0 ? base + i : base + 2 * i;
     uint b = p.rotateHalf != 0 ? base + i + half_dim : base + 2 * i + 1;
