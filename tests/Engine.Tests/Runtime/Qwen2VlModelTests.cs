@@ -330,4 +330,30 @@ public sealed class Qwen2VlModelTests : IDisposable
         Assert.NotEqual(0, wrong.ExitCode);
         Assert.Contains("24 per patch", wrong.Error);
     }
+
+    [Theory]
+    [InlineData("q4")]
+    [InlineData("sefp")]
+    public void A_quantized_model_with_an_image_runs_alike_on_both_backends(string formatName)
+    {
+        string path = Path.Combine(_temp.Root, $"qwen2-vl-{formatName}.epack");
+        using (var file = ModelFile.Open(Qwen2AsQwen2Vl()))
+            Engine.Quantizers.ModelQuantizer.Quantize(file, path, Engine.Quantizers.ModelQuantizer.CreateRequest(formatName, null, null, null, null, null, []), "test");
+        float[] Run(BackendKind backend)
+        {
+            using var model = Assert.IsType<Qwen2VlModel>(ModelLoader.Load(path, new ModelOptions { Backend = backend, MaxContext = 64 }));
+            var state = model.CreateState();
+            model.AddImages(state, Pixels, PixelShape);
+            var logits = new float[ImagePrompt.Length * model.Config.VocabSize];
+            model.Forward(state, ImagePrompt, logits, allPositions: true);
+            return logits;
+        }
+        float[] cpu = Run(BackendKind.Cpu);
+        WeightFormatChecks.AssertClose(cpu, Run(BackendKind.Vulkan), 2e-3, $"{formatName}: Vulkan against CPU");
+        // Near the float model, as ArchitectureFormatTests measures it: relative RMS distance (about 0.2 for 4-bit RTN on
+        // tiny random models, 1 or more for a wrong layout).
+        float[] expected = ImagePromptLogits(BackendKind.Cpu, 64, [ImagePrompt.Length], decodeSteps: 0);
+        double relative = Math.Sqrt(expected.Zip(cpu).Sum(p => Math.Pow(p.First - p.Second, 2)) / expected.Sum(v => (double)v * v));
+        Assert.True(relative < 0.5, $"{formatName}: logits are {relative:P1} away from the float model");
+    }
 }
