@@ -8,7 +8,8 @@ namespace Engine.Cli.Commands;
 /// <c>engine logits</c>: the logits of every prompt position, and optionally N greedy tokens through the cache with
 /// end-of-sequence ids masked, as JSON (the contract in DESIGN.md that outside tests use). For a vision model the
 /// input may carry normalised <c>pixel_values</c> with their <c>pixel_values_shape</c>; the prompt then holds the
-/// model's image tokens, one per image feature.
+/// model's image tokens, one per image feature. Qwen2-VL also takes its processor's output as is: flattened patches in
+/// <c>pixel_values</c> with <c>image_grid_thw</c> ([images][3]).
 /// </summary>
 public static class LogitsCommand
 {
@@ -30,7 +31,7 @@ public static class LogitsCommand
         {
             int greedyCount = parse.GetValue(greedy);
             if (greedyCount < 0) throw new ArgumentException($"--greedy must be 0 or more, got {greedyCount}");
-            var (ids, pixels, shape) = ReadInput(parse.GetValue(input)!.FullName);
+            var (ids, pixels, shape, grid) = ReadInput(parse.GetValue(input)!.FullName);
             using var loaded = ModelLoader.Load(parse.GetValue(model)!, new ModelOptions
             {
                 Backend = parse.GetValue(backend),
@@ -46,7 +47,8 @@ public static class LogitsCommand
                 if ((uint)id >= (uint)vocab) throw new ArgumentException($"input id {id} is outside the vocabulary (0..{vocab - 1})");
             }
             var state = loaded.CreateState();
-            if (pixels is not null) AttachImages(loaded, state, ids, pixels, shape!);
+            if (pixels is not null && grid is not null) AttachPatches(loaded, state, ids, pixels, grid);
+            else if (pixels is not null) AttachImages(loaded, state, ids, pixels, shape!);
             var logits = new float[ids.Length * vocab];
             loaded.Forward(state, ids, logits, allPositions: true);
             int[] generated = greedyCount == 0
@@ -63,9 +65,6 @@ public static class LogitsCommand
     {
         var vision = model as IMultimodalModel
             ?? throw new ArgumentException($"pixel_values given, but the model ({model.Config.Architecture}) reads no images");
-        if (shape.Length is not (3 or 4))
-            throw new ArgumentException(
-                $"pixel_values shape [{string.Join(", ", shape)}] must be [images, channels, height, width] (Qwen2-VL's flattened patches with image_grid_thw are not supported)");
         int images = shape.Length == 4 ? shape[0] : 1;
         int perImage = vision.ImageTokens(shape.AsSpan(shape.Length - 3));
         int tokens = ids.Count(id => id == vision.ImageTokenId);
@@ -75,7 +74,18 @@ public static class LogitsCommand
         vision.AddImages(state, pixels, shape);
     }
 
-    private static (int[] Ids, float[]? Pixels, int[]? Shape) ReadInput(string path)
+    /// <summary>Qwen2-VL's processor output: checks the prompt's image tokens against image_grid_thw and attaches the images.</summary>
+    private static void AttachPatches(ILanguageModel model, IModelState state, int[] ids, float[] pixels, int[] grid)
+    {
+        var qwen = model as Engine.Runtime.Models.Qwen2VlModel
+            ?? throw new ArgumentException($"image_grid_thw given, but the model ({model.Config.Architecture}) is not Qwen2-VL");
+        int tokens = ids.Count(id => id == qwen.ImageTokenId), needed = qwen.GridTokens(grid);
+        if (tokens != needed)
+            throw new ArgumentException($"input_ids hold {tokens} image tokens (id {qwen.ImageTokenId}); image_grid_thw [{string.Join(", ", grid)}] needs {needed}");
+        qwen.AddPatches(state, pixels, grid);
+    }
+
+    private static (int[] Ids, float[]? Pixels, int[]? Shape, int[]? Grid) ReadInput(string path)
     {
         if (!File.Exists(path)) throw new FileNotFoundException($"input file not found: {path}");
         try
@@ -86,7 +96,7 @@ public static class LogitsCommand
                 throw new InvalidDataException($"{path}: expected an object with an \"input_ids\" array");
             var root = document.RootElement;
             float[]? pixels = null;
-            int[]? shape = null;
+            int[]? shape = null, grid = null;
             if (root.TryGetProperty("pixel_values", out var pixelElement))
             {
                 if (pixelElement.ValueKind != JsonValueKind.Array)
@@ -95,21 +105,34 @@ public static class LogitsCommand
                     .Select(e => e.ValueKind == JsonValueKind.Number && e.TryGetSingle(out float v) && float.IsFinite(v) ? v
                         : throw new InvalidDataException($"{path}: pixel_values must hold finite numbers, found {e.GetRawText()}"))
                     .ToArray();
-                if (!root.TryGetProperty("pixel_values_shape", out var shapeElement) || shapeElement.ValueKind != JsonValueKind.Array)
-                    throw new InvalidDataException($"{path}: pixel_values needs pixel_values_shape ([images, channels, height, width])");
-                shape = shapeElement.EnumerateArray()
-                    .Select(e => e.ValueKind == JsonValueKind.Number && e.TryGetInt32(out int v) && v > 0 ? v
-                        : throw new InvalidDataException($"{path}: pixel_values_shape must hold positive integers, found {e.GetRawText()}"))
-                    .ToArray();
-                long count = shape.Aggregate(1L, (a, b) => a * b);
-                if (shape.Length is not (3 or 4) || count != pixels.Length)
-                    throw new InvalidDataException($"{path}: pixel_values_shape [{string.Join(", ", shape)}] does not describe {pixels.Length} pixel values");
+                if (root.TryGetProperty("image_grid_thw", out var gridElement))
+                {
+                    // Nested [[t, h, w], ...] or flat; the patches' own shape follows from it.
+                    grid = (gridElement.ValueKind == JsonValueKind.Array ? gridElement.EnumerateArray() : throw new InvalidDataException($"{path}: image_grid_thw must be [images][3]"))
+                        .SelectMany(e => e.ValueKind == JsonValueKind.Array ? e.EnumerateArray() : new[] { e }.AsEnumerable())
+                        .Select(e => e.ValueKind == JsonValueKind.Number && e.TryGetInt32(out int v) && v > 0 ? v
+                            : throw new InvalidDataException($"{path}: image_grid_thw must hold positive integers, found {e.GetRawText()}"))
+                        .ToArray();
+                    if (grid.Length == 0 || grid.Length % 3 != 0) throw new InvalidDataException($"{path}: image_grid_thw must be [images][3]");
+                }
+                else
+                {
+                    if (!root.TryGetProperty("pixel_values_shape", out var shapeElement) || shapeElement.ValueKind != JsonValueKind.Array)
+                        throw new InvalidDataException($"{path}: pixel_values needs pixel_values_shape ([images, channels, height, width])");
+                    shape = shapeElement.EnumerateArray()
+                        .Select(e => e.ValueKind == JsonValueKind.Number && e.TryGetInt32(out int v) && v > 0 ? v
+                            : throw new InvalidDataException($"{path}: pixel_values_shape must hold positive integers, found {e.GetRawText()}"))
+                        .ToArray();
+                    long count = shape.Aggregate(1L, (a, b) => a * b);
+                    if (shape.Length is not (3 or 4) || count != pixels.Length)
+                        throw new InvalidDataException($"{path}: pixel_values_shape [{string.Join(", ", shape)}] does not describe {pixels.Length} pixel values");
+                }
             }
             var ids = idsElement.EnumerateArray()
                 .Select(e => e.ValueKind == JsonValueKind.Number && e.TryGetInt32(out int v) ? v
                     : throw new InvalidDataException($"{path}: input_ids must hold integers, found {e.GetRawText()}"))
                 .ToArray();
-            return ids.Length > 0 ? (ids, pixels, shape) : throw new InvalidDataException($"{path}: input_ids is empty");
+            return ids.Length > 0 ? (ids, pixels, shape, grid) : throw new InvalidDataException($"{path}: input_ids is empty");
         }
         catch (JsonException e)
         {

@@ -124,11 +124,48 @@ public sealed class Qwen2VlModel : IMultimodalModel
         {
             float[] patches = Qwen2VlPatches.Flatten(pixelValues.Slice(i * perImage, perImage), imageShape[0], imageShape[1], imageShape[2],
                 _vision.PatchSize, _vision.TemporalPatchSize, m);
-            var features = _vision.Encode(patches, 1, rows * m, columns * m);
-            var copy = Backend.Allocate(rows * columns * _dim);
-            Backend.Copy(features, 0, copy, 0, rows * columns * _dim);
-            own.Images.Add(new Image(copy, rows, columns));
+            Attach(own, patches, 1, rows * m, columns * m);
         }
+    }
+
+    /// <summary>
+    /// Attaches images given as the processor's output: <paramref name="patches"/> [Σ t·h·w][channels·temporal·p·p]
+    /// (pixel_values) and <paramref name="gridThw"/> [images][3] (image_grid_thw).
+    /// </summary>
+    public void AddPatches(IModelState state, ReadOnlySpan<float> patches, ReadOnlySpan<int> gridThw)
+    {
+        var own = Own(state);
+        if (gridThw.Length == 0 || gridThw.Length % 3 != 0)
+            throw new ArgumentException($"image_grid_thw holds {gridThw.Length} numbers, not [images][3]");
+        long needed = 0;
+        for (int i = 0; i < gridThw.Length; i += 3) needed += (long)gridThw[i] * gridThw[i + 1] * gridThw[i + 2] * _vision.PatchLength;
+        if (patches.Length != needed)
+            throw new ArgumentException($"{patches.Length} pixel values given, image_grid_thw [{string.Join(", ", gridThw.ToArray())}] needs {needed} ({_vision.PatchLength} per patch)");
+        int offset = 0;
+        for (int i = 0; i < gridThw.Length; i += 3)
+        {
+            int length = gridThw[i] * gridThw[i + 1] * gridThw[i + 2] * _vision.PatchLength;
+            Attach(own, patches.Slice(offset, length), gridThw[i], gridThw[i + 1], gridThw[i + 2]);
+            offset += length;
+        }
+    }
+
+    /// <summary>Image tokens of the processor's image_grid_thw [images][3]: t·h·w / merge² each.</summary>
+    public int GridTokens(ReadOnlySpan<int> gridThw)
+    {
+        int m = _vision.MergeSize, total = 0;
+        for (int i = 0; i + 2 < gridThw.Length; i += 3) total += gridThw[i] * gridThw[i + 1] * gridThw[i + 2] / (m * m);
+        return total;
+    }
+
+    /// <summary>Encodes one image's patches and keeps its features.</summary>
+    private void Attach(State state, ReadOnlySpan<float> patches, int gridT, int gridH, int gridW)
+    {
+        var features = _vision.Encode(patches, gridT, gridH, gridW);
+        int rows = gridH / _vision.MergeSize, columns = gridW / _vision.MergeSize;
+        var copy = Backend.Allocate(rows * columns * _dim);
+        Backend.Copy(features, 0, copy, 0, rows * columns * _dim);
+        state.Images.Add(new Image(copy, rows, columns));
     }
 
     public void ClearImages(IModelState state)

@@ -56,11 +56,14 @@ public sealed class Qwen2VlModelTests : IDisposable
         using (var qwen2 = SafetensorsFile.Open(Path.Combine(source, "model.safetensors")))
             foreach (var info in qwen2.Tensors)
                 b.Add(info.Name, "F32", info.Shape, qwen2.ReadBytes(info.Name));
+        // A fixed seed: the same tower in every run, so replies compared across runs are reproducible.
+        var random = new Random(4);
+        float[] Random(int count, double scale) => [.. Enumerable.Range(0, count).Select(_ => (float)((random.NextDouble() * 2 - 1) * scale))];
         void Add(string name, params int[] shape) =>
-            b.AddF32("visual." + name, [.. shape.Select(d => (long)d)], WeightFormatChecks.RandomValues(shape.Aggregate(1, (x, y) => x * y), 0.3));
+            b.AddF32("visual." + name, [.. shape.Select(d => (long)d)], Random(shape.Aggregate(1, (x, y) => x * y), 0.3));
         void Norm(string name)
         {
-            b.AddF32($"visual.{name}.weight", [32], [.. WeightFormatChecks.RandomValues(32, 0.1).Select(v => 1 + v)]);
+            b.AddF32($"visual.{name}.weight", [32], [.. Random(32, 0.1).Select(v => 1 + v)]);
             Add(name + ".bias", 32);
         }
         Add("patch_embed.proj.weight", 32, 3, 2, 2, 2);
@@ -88,7 +91,7 @@ public sealed class Qwen2VlModelTests : IDisposable
     }
 
     /// <summary>A normalised 8×12 image (4×6 patches, 2×3 image tokens): not square, so rows and columns cannot swap unnoticed.</summary>
-    private static readonly float[] Pixels = WeightFormatChecks.RandomValues(3 * 8 * 12, 1.5);
+    private static readonly float[] Pixels = [.. Enumerable.Range(0, 3 * 8 * 12).Select(i => MathF.Sin(i * 0.7f) * 1.5f)];
     private static readonly int[] PixelShape = [3, 8, 12];
 
     /// <summary>Text, the image's 6 tokens, more text.</summary>
@@ -290,6 +293,9 @@ public sealed class Qwen2VlModelTests : IDisposable
         foreach (var run in new[] { withOption, withCommand, otherImage, noImage }) Assert.True(run.ExitCode == 0, run.Error);
         string Reply(Engine.Tests.Cli.EngineProcess.Result run) =>
             string.Join('\n', run.Output.Split('\n').Where(l => !l.StartsWith("(image ", StringComparison.Ordinal))).Trim();
+        // (Random weights: a reply may end at once on a stop token; this tower's seed gives the two images replies.)
+        Assert.NotEmpty(Reply(withOption));
+        Assert.NotEmpty(Reply(otherImage));
         Assert.Equal(Reply(withOption), Reply(withCommand));
         Assert.NotEqual(Reply(withOption), Reply(otherImage));
         Assert.NotEqual(Reply(withOption), Reply(noImage));
@@ -299,5 +305,55 @@ public sealed class Qwen2VlModelTests : IDisposable
         Assert.Equal([1, 3, 12, 16], shape);
         int[] ids = Engine.Runtime.Vision.ImagePrompt.Encode("a<image>b", loaded, (text, _) => [.. text.Select(c => (int)c)], [12]);
         Assert.Equal([97, ImageToken - 2, .. Enumerable.Repeat(ImageToken, 12), ImageToken - 1, 98], ids);
+    }
+
+    [Fact]
+    public void Logits_take_the_processors_flattened_patches_and_grid()
+    {
+        // The processor's pixel_values (patches in merge-window order) with image_grid_thw give what the image itself gives.
+        string model = Qwen2AsQwen2Vl();
+        float[] patches = Qwen2VlPatches.Flatten(Pixels, 3, 8, 12, 2, 2, 2);
+        string input = Path.Combine(_temp.Root, "in.json"), output = Path.Combine(_temp.Root, "out.json");
+        File.WriteAllText(input, System.Text.Json.JsonSerializer.Serialize(new { input_ids = ImagePrompt, pixel_values = patches, image_grid_thw = new[] { new[] { 1, 4, 6 } } }));
+        var run = Engine.Tests.Cli.EngineProcess.Run("logits", "--model", model, "--input", input, "--output", output, "--backend", "cpu");
+        Assert.True(run.ExitCode == 0, run.Error);
+        using var document = System.Text.Json.JsonDocument.Parse(File.ReadAllBytes(output));
+        float[] logits = [.. document.RootElement.GetProperty("logits").EnumerateArray().SelectMany(r => r.EnumerateArray()).Select(v => v.GetSingle())];
+        WeightFormatChecks.AssertClose(ImagePromptLogits(BackendKind.Cpu, 64, [ImagePrompt.Length], decodeSteps: 0), logits, 1e-5, "patches and grid");
+
+        File.WriteAllText(input, System.Text.Json.JsonSerializer.Serialize(new { input_ids = ImagePrompt.Where((_, i) => i != 3).ToArray(), pixel_values = patches, image_grid_thw = new[] { 1, 4, 6 } }));
+        var wrong = Engine.Tests.Cli.EngineProcess.Run("logits", "--model", model, "--input", input, "--output", output, "--backend", "cpu");
+        Assert.NotEqual(0, wrong.ExitCode);
+        Assert.Contains("5 image tokens", wrong.Error);
+        File.WriteAllText(input, System.Text.Json.JsonSerializer.Serialize(new { input_ids = ImagePrompt, pixel_values = patches[1..], image_grid_thw = new[] { 1, 4, 6 } }));
+        wrong = Engine.Tests.Cli.EngineProcess.Run("logits", "--model", model, "--input", input, "--output", output, "--backend", "cpu");
+        Assert.NotEqual(0, wrong.ExitCode);
+        Assert.Contains("24 per patch", wrong.Error);
+    }
+
+    [Theory]
+    [InlineData("q4")]
+    [InlineData("sefp")]
+    public void A_quantized_model_with_an_image_runs_alike_on_both_backends(string formatName)
+    {
+        string path = Path.Combine(_temp.Root, $"qwen2-vl-{formatName}.epack");
+        using (var file = ModelFile.Open(Qwen2AsQwen2Vl()))
+            Engine.Quantizers.ModelQuantizer.Quantize(file, path, Engine.Quantizers.ModelQuantizer.CreateRequest(formatName, null, null, null, null, null, []), "test");
+        float[] Run(BackendKind backend)
+        {
+            using var model = Assert.IsType<Qwen2VlModel>(ModelLoader.Load(path, new ModelOptions { Backend = backend, MaxContext = 64 }));
+            var state = model.CreateState();
+            model.AddImages(state, Pixels, PixelShape);
+            var logits = new float[ImagePrompt.Length * model.Config.VocabSize];
+            model.Forward(state, ImagePrompt, logits, allPositions: true);
+            return logits;
+        }
+        float[] cpu = Run(BackendKind.Cpu);
+        WeightFormatChecks.AssertClose(cpu, Run(BackendKind.Vulkan), 2e-3, $"{formatName}: Vulkan against CPU");
+        // Near the float model, as ArchitectureFormatTests measures it: relative RMS distance (about 0.2 for 4-bit RTN on
+        // tiny random models, 1 or more for a wrong layout).
+        float[] expected = ImagePromptLogits(BackendKind.Cpu, 64, [ImagePrompt.Length], decodeSteps: 0);
+        double relative = Math.Sqrt(expected.Zip(cpu).Sum(p => Math.Pow(p.First - p.Second, 2)) / expected.Sum(v => (double)v * v));
+        Assert.True(relative < 0.5, $"{formatName}: logits are {relative:P1} away from the float model");
     }
 }
