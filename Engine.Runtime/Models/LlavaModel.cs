@@ -151,24 +151,13 @@ public sealed class LlavaModel : IMultimodalModel
 
     public void Dispose() => _text.Dispose();
 
-    /// <summary>Writes image features over the embeddings of a batch's image tokens, one copy per run of consecutive rows.</summary>
+    /// <summary>Writes image features over the embeddings of a batch's image tokens; token k takes row k mod N of image k / N.</summary>
     private void PlaceImageFeatures(State state, ITensor x, ReadOnlySpan<int> batch)
     {
-        for (int t = 0; t < batch.Length;)
-        {
-            if (batch[t] != ImageTokenId)
-            {
-                t++;
-                continue;
-            }
-            int k = state.ImageTokensFed, row = k % TokensPerImage;
-            int run = 1;
-            while (t + run < batch.Length && batch[t + run] == ImageTokenId && row + run < TokensPerImage) run++;
-            if (k / TokensPerImage < state.ImageCount)
-                Backend.Copy(state.Images[k / TokensPerImage], row * _dim, x, t * _dim, run * _dim);
-            state.ImageTokensFed += run;
-            t += run;
-        }
+        int fed = state.ImageTokensFed;
+        ImageFeatureRuns.Place(Backend, x, batch, ImageTokenId, _dim, ref fed,
+            k => (k / TokensPerImage < state.ImageCount ? state.Images[k / TokensPerImage] : null, k % TokensPerImage, TokensPerImage));
+        state.ImageTokensFed = fed;
     }
 
     private static State Own(IModelState state) =>

@@ -243,23 +243,16 @@ public sealed class Qwen2VlModel : IMultimodalModel
         }
     }
 
-    /// <summary>Writes image features over the embeddings of a batch's image tokens, one copy per run within an image.</summary>
+    /// <summary>Writes image features over the embeddings of a batch's image tokens, each image's tokens in order.</summary>
     private void PlaceImageFeatures(State state, ITensor x, ReadOnlySpan<int> batch)
     {
-        for (int t = 0; t < batch.Length;)
+        int fed = state.ImageTokensFed;
+        ImageFeatureRuns.Place(Backend, x, batch, ImageTokenId, _dim, ref fed, k =>
         {
-            if (batch[t] != ImageTokenId)
-            {
-                t++;
-                continue;
-            }
-            var (image, row) = Locate(state.Images, i => i.Tokens, state.ImageTokensFed);
-            int run = 1;
-            while (t + run < batch.Length && batch[t + run] == ImageTokenId && row + run < image.Tokens) run++;
-            Backend.Copy(image.Features, row * _dim, x, t * _dim, run * _dim);
-            state.ImageTokensFed += run;
-            t += run;
-        }
+            var (image, row) = Locate(state.Images, i => i.Tokens, k);
+            return (image.Features, row, image.Tokens);
+        });
+        state.ImageTokensFed = fed;
     }
 
     private static State Own(IModelState state) =>
