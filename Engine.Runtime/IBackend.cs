@@ -80,8 +80,11 @@ public interface IBackend : IDisposable
     /// <summary>output[t, :] = table[tokens[t], :].</summary>
     void Embedding(IWeightMatrix table, ReadOnlySpan<int> tokens, ITensor output);
 
-    /// <summary>y[t, r] = sum_c W[r, c] x[t, c] (+ bias[r]) for t below <paramref name="tokens"/>.</summary>
-    void Linear(IWeightMatrix weight, ITensor? bias, ITensor x, ITensor y, int tokens);
+    /// <summary>
+    /// y[t, r] = sum_c W[r, c] x[t, c] (+ bias[r]) for t below <paramref name="tokens"/>, with the
+    /// <paramref name="fusion"/>'s input norm, SwiGLU pairing and residual accumulation done inside the product.
+    /// </summary>
+    void Linear(IWeightMatrix weight, ITensor? bias, ITensor x, ITensor y, int tokens, ProductFusion fusion = default);
 
     /// <summary>
     /// Each of <paramref name="rows"/> rows of width <paramref name="dim"/>: y = x / rms(x) * weight (x and y may be the
@@ -98,6 +101,15 @@ public interface IBackend : IDisposable
 
     /// <summary>Rotates x[tokens][heads][headDim] in place; token t is at position pos0 + t; the table comes from <see cref="RopeTable"/>.</summary>
     void Rope(ITensor x, ITensor table, int tokens, int heads, int headDim, int pos0, RopeLayout layout);
+
+    /// <summary>
+    /// The attention prologue over fused projections qkv[tokens][heads·d | kvHeads·d | kvHeads·d] (token t at cache row
+    /// pos0 + t, rotated as position pos0 + ropeShift + t): each q head, RMS-normalised per head first when <paramref name="queryNorm"/> is given (length d),
+    /// rotated into q[tokens][heads·d]; each k head likewise (<paramref name="keyNorm"/>) stored in
+    /// <paramref name="keys"/>[pos0 + t][kvHeads·d]; v stored in <paramref name="values"/> as it is.
+    /// </summary>
+    void RopeKv(ITensor qkv, ITensor table, ITensor q, ITensor keys, ITensor values, int tokens, int heads, int kvHeads, int headDim, int pos0, int ropeShift,
+        RopeLayout layout, ITensor? queryNorm, ITensor? keyNorm, float eps);
 
     /// <summary>
     /// Causal attention of q[tokens][heads][headDim] at positions pos0.. against keys/values[position][kvHeads][headDim]

@@ -11,6 +11,7 @@ namespace Engine.Runtime.Cpu;
 public sealed class CpuBackend : IBackend
 {
     private readonly LowRankUploader _lowRank = new();
+    private readonly UnfusedProduct _unfused = new();
 
     public string Name => "cpu";
 
@@ -48,27 +49,65 @@ public sealed class CpuBackend : IBackend
         }
     }
 
-    public void Linear(IWeightMatrix weight, ITensor? bias, ITensor x, ITensor y, int tokens)
+    public void Linear(IWeightMatrix weight, ITensor? bias, ITensor x, ITensor y, int tokens, ProductFusion fusion = default)
     {
         if (weight is LowRankMatrix lowRank)
         {
-            lowRank.Linear(this, bias, x, y, tokens);
+            _unfused.Run(this, weight.Rows, weight.Columns, x, y, tokens, fusion, (input, output) => lowRank.Linear(this, bias, input, output, tokens));
             return;
         }
         var w = (CpuWeightMatrix)weight;
+        int rows = w.Rows, cols = w.Columns;
         var input = Data(x);
+        if (fusion.Norm is { } norm)
+        {
+            // The same arithmetic as RmsNorm followed by the product.
+            input = new float[tokens * cols];
+            RmsNorm(x, norm, new CpuTensor(input), tokens, cols, fusion.NormEps);
+        }
         var output = Data(y);
         var b = bias is null ? null : Data(bias);
-        int rows = w.Rows, cols = w.Columns;
+        var result = fusion.IsNone ? output : new float[tokens * rows];
         Parallel.For(0, rows, r =>
         {
             var row = w.Row(r);
             for (int t = 0; t < tokens; t++)
             {
                 double sum = Dot(row, input.AsSpan(t * cols, cols));
-                output[t * rows + r] = (float)(sum + (b?[r] ?? 0f));
+                result[t * rows + r] = (float)(sum + (b?[r] ?? 0f));
             }
         });
+        if (fusion.IsNone) return;
+        int outputs = fusion.Outputs(rows);
+        for (int t = 0; t < tokens; t++)
+        {
+            for (int j = 0; j < outputs; j++)
+            {
+                double value = result[t * rows + j];
+                if (fusion.SwiGlu)
+                {
+                    double gate = result[t * rows + 2 * j];
+                    value = (float)(gate / (1.0 + Math.Exp(-gate)) * result[t * rows + 2 * j + 1]);
+                }
+                int o = t * outputs + j;
+                output[o] = fusion.Accumulate ? output[o] + (float)value : (float)value;
+            }
+        }
+    }
+
+    public void RopeKv(ITensor qkv, ITensor table, ITensor q, ITensor keys, ITensor values, int tokens, int heads, int kvHeads, int headDim, int pos0, int ropeShift,
+        RopeLayout layout, ITensor? queryNorm, ITensor? keyNorm, float eps)
+    {
+        int qDim = heads * headDim, kvDim = kvHeads * headDim, width = qDim + 2 * kvDim;
+        var k = new CpuTensor(new float[tokens * kvDim]);
+        CopyRows(qkv, 0, width, q, 0, qDim, qDim, tokens);
+        CopyRows(qkv, qDim, width, k, 0, kvDim, kvDim, tokens);
+        CopyRows(qkv, qDim + kvDim, width, values, pos0 * kvDim, kvDim, kvDim, tokens);
+        if (queryNorm is not null) RmsNorm(q, queryNorm, q, tokens * heads, headDim, eps);
+        if (keyNorm is not null) RmsNorm(k, keyNorm, k, tokens * kvHeads, headDim, eps);
+        Rope(q, table, tokens, heads, headDim, pos0 + ropeShift, layout);
+        Rope(k, table, tokens, kvHeads, headDim, pos0 + ropeShift, layout);
+        CopyRows(k, 0, kvDim, keys, pos0 * kvDim, kvDim, kvDim, tokens);
     }
 
     public void RmsNorm(ITensor x, ITensor weight, ITensor y, int rows, int dim, float eps)

@@ -21,6 +21,14 @@ internal abstract class FeedForward
     /// <summary>Runs the block on <paramref name="tokens"/> rows of <paramref name="input"/>; output may be input.</summary>
     public abstract void Forward(IBackend backend, ITensor input, ITensor output, int tokens, FeedForwardScratch scratch);
 
+    /// <summary>The residual step of a decoder layer: x += FFN(RMSNorm(x) · <paramref name="norm"/>).</summary>
+    public virtual void AddTo(IBackend backend, ITensor x, ITensor norm, float eps, int tokens, FeedForwardScratch scratch)
+    {
+        backend.RmsNorm(x, norm, scratch.Normed, tokens, scratch.Dim, eps);
+        Forward(backend, scratch.Normed, scratch.Normed, tokens, scratch);
+        backend.Add(x, scratch.Normed, x, tokens * scratch.Dim);
+    }
+
     /// <summary>The block of layer <paramref name="layer"/>: experts where the config makes the layer sparse, else dense SwiGLU.</summary>
     public static FeedForward Load(ModelConfig config, WeightLoader loader, int layer)
     {

@@ -6,6 +6,8 @@ internal sealed class FeedForwardScratch
     public FeedForwardScratch(IBackend backend, int maxBatch, int dim, IReadOnlyList<FeedForward> blocks)
     {
         int width = blocks.Max(b => b.Width);
+        Dim = dim;
+        Normed = backend.Allocate(maxBatch * dim);
         Gate = backend.Allocate(maxBatch * width);
         Up = backend.Allocate(maxBatch * width);
         var moe = blocks.OfType<MoeFeedForward>().ToArray();
@@ -17,6 +19,11 @@ internal sealed class FeedForwardScratch
         Shared = backend.Allocate(maxBatch * dim);
         SharedGate = backend.Allocate(maxBatch);
     }
+
+    public int Dim { get; }
+
+    /// <summary>[B, D]: the normalised input, and the output, of a block that fuses neither.</summary>
+    public ITensor Normed { get; }
 
     public ITensor Gate { get; }
     public ITensor Up { get; }

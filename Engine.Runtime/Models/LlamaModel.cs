@@ -14,18 +14,16 @@ public sealed class LlamaModel : ILanguageModel
     private sealed class Layer
     {
         public required ITensor AttentionNorm { get; init; }   // [D]
-        public required IWeightMatrix Query { get; init; }     // [H*d, D]
-        public required IWeightMatrix Key { get; init; }       // [Hkv*d, D]
-        public required IWeightMatrix Value { get; init; }     // [Hkv*d, D]
+        public required Projection[] Projections { get; init; } // q, k, v joined into one [(H + 2 Hkv)·d, D] when their format allows
         public required IWeightMatrix Output { get; init; }    // [D, H*d]
-        public ITensor? QueryBias { get; init; }               // [H*d] (Qwen2)
-        public ITensor? KeyBias { get; init; }                 // [Hkv*d]
-        public ITensor? ValueBias { get; init; }               // [Hkv*d]
         public ITensor? QueryNorm { get; init; }               // [d] (Qwen3)
         public ITensor? KeyNorm { get; init; }                 // [d]
         public required ITensor FfnNorm { get; init; }         // [D]
         public required FeedForward FeedForward { get; init; }
     }
+
+    /// <summary>A product writing rows [Offset, Offset + Matrix.Rows) of each token's q|k|v row (biases: Qwen2).</summary>
+    private sealed record Projection(IWeightMatrix Matrix, ITensor? Bias, int Offset);
 
     /// <summary>Keys and values of every layer: [layer][position][Hkv*d].</summary>
     private sealed class KvCache(ITensor[] keys, ITensor[] values) : IModelState
@@ -54,7 +52,7 @@ public sealed class LlamaModel : ILanguageModel
     private readonly float _eps;
 
     // Activations, allocated once for the largest batch.
-    private readonly ITensor _x, _normed, _q, _k, _v, _attention;
+    private readonly ITensor _x, _normed, _qkv, _q, _k, _attention;
     private readonly FeedForwardScratch _feedForwardScratch;
     private readonly OutputHead _output;
 
@@ -64,10 +62,10 @@ public sealed class LlamaModel : ILanguageModel
 
     /// <summary>The head, each layer's attention projections in full and its feed-forward's share (the chosen experts').</summary>
     public long WeightBytesPerToken =>
-        _head.ByteSize + _layers.Sum(l => l.Query.ByteSize + l.Key.ByteSize + l.Value.ByteSize + l.Output.ByteSize + l.FeedForward.BytesPerToken);
+        _head.ByteSize + _layers.Sum(l => l.Projections.Sum(p => p.Matrix.ByteSize) + l.Output.ByteSize + l.FeedForward.BytesPerToken);
 
     public string WeightFormats =>
-        string.Join("+", _layers.SelectMany(l => new[] { l.Query, l.Key, l.Value, l.Output }.Concat(l.FeedForward.Matrices))
+        string.Join("+", _layers.SelectMany(l => l.Projections.Select(p => p.Matrix).Append(l.Output).Concat(l.FeedForward.Matrices))
             .Prepend(_head).Prepend(_embedding).Select(m => WeightTypes.Get(m.Type).Name).Distinct());
 
     /// <param name="tensorPrefix">Put in front of every tensor name (a language model inside a multimodal one).</param>
@@ -98,13 +96,8 @@ public sealed class LlamaModel : ILanguageModel
             _layers[i] = new Layer
             {
                 AttentionNorm = loader.Vector(p + "input_layernorm.weight", _dim),
-                Query = loader.Matrix(p + "self_attn.q_proj.weight", qDim, _dim),
-                Key = loader.Matrix(p + "self_attn.k_proj.weight", kvDim, _dim),
-                Value = loader.Matrix(p + "self_attn.v_proj.weight", kvDim, _dim),
+                Projections = LoadProjections(loader, p + "self_attn.", qDim, kvDim),
                 Output = loader.Matrix(p + "self_attn.o_proj.weight", _dim, qDim),
-                QueryBias = loader.OptionalVector(p + "self_attn.q_proj.bias", qDim),
-                KeyBias = loader.OptionalVector(p + "self_attn.k_proj.bias", kvDim),
-                ValueBias = loader.OptionalVector(p + "self_attn.v_proj.bias", kvDim),
                 QueryNorm = loader.OptionalVector(p + "self_attn.q_norm.weight", _headDim),
                 KeyNorm = loader.OptionalVector(p + "self_attn.k_norm.weight", _headDim),
                 FfnNorm = loader.Vector(p + "post_attention_layernorm.weight", _dim),
@@ -118,14 +111,26 @@ public sealed class LlamaModel : ILanguageModel
         int b = _maxBatch;
         _x = backend.Allocate(b * _dim);
         _normed = backend.Allocate(b * _dim);
+        _qkv = backend.Allocate(b * (qDim + 2 * kvDim));
         _q = backend.Allocate(b * qDim);
         _k = backend.Allocate(b * kvDim);
-        _v = backend.Allocate(b * kvDim);
         _attention = backend.Allocate(b * qDim);
         _feedForwardScratch = new FeedForwardScratch(backend, b, _dim, [.. _layers.Select(l => l.FeedForward)]);
         var finalNorm = loader.Vector("model.norm.weight", _dim);
         _output = new OutputHead(backend, _head, _x, _normed, (t, rows) => backend.RmsNorm(t, finalNorm, t, rows, _dim, _eps),
             _dim, _vocab, b, MaxContext);
+    }
+
+    /// <summary>q, k and v as one product when their format allows, else three (with their biases, if any).</summary>
+    private Projection[] LoadProjections(WeightLoader loader, string prefix, int qDim, int kvDim)
+    {
+        (string Name, int Rows)[] parts = [(prefix + "q_proj", qDim), (prefix + "k_proj", kvDim), (prefix + "v_proj", kvDim)];
+        var joined = loader.Joined(prefix + "qkv_proj.weight (joined)", [.. parts.Select(p => (p.Name + ".weight", p.Rows))], _dim);
+        if (joined is null)
+            return [.. parts.Select((p, i) => new Projection(loader.Matrix(p.Name + ".weight", p.Rows, _dim), loader.OptionalVector(p.Name + ".bias", p.Rows), i == 0 ? 0 : qDim + (i - 1) * kvDim))];
+        if (!parts.Any(p => loader.Has(p.Name + ".bias"))) return [new Projection(joined, null, 0)];
+        float[] bias = [.. parts.SelectMany(p => loader.Has(p.Name + ".bias") ? loader.Floats(p.Name + ".bias", p.Rows) : new float[p.Rows])];
+        return [new Projection(joined, Backend.UploadVector(bias), 0)];
     }
 
     public IModelState CreateState()
@@ -227,34 +232,46 @@ public sealed class LlamaModel : ILanguageModel
         float scale = 1f / MathF.Sqrt(_headDim);
         be.Embedding(_embedding, tokens, _x);
         edit?.Invoke(_x, tokens);
+        int width = _heads * _headDim + 2 * kvDim;
+        var norm = (ITensor weight) => ProductFusion.RmsNormed(weight, _eps);
         for (int i = 0; i < _layers.Length; i++)
         {
             var layer = _layers[i];
-            be.RmsNorm(_x, layer.AttentionNorm, _normed, n, _dim, _eps);
-            be.Linear(layer.Query, layer.QueryBias, _normed, _q, n);
-            be.Linear(layer.Key, layer.KeyBias, _normed, _k, n);
-            be.Linear(layer.Value, layer.ValueBias, _normed, _v, n);
-            if (layer.QueryNorm is not null) be.RmsNorm(_q, layer.QueryNorm, _q, n * _heads, _headDim, _eps);
-            if (layer.KeyNorm is not null) be.RmsNorm(_k, layer.KeyNorm, _k, n * _kvHeads, _headDim, _eps);
-            if (multimodalRope)
-            {
-                be.RopePositions(_q, _ropeTable, _ropePositions!, n, _heads, _headDim, _mropeSection![0], _mropeSection[1], Config.RopeLayout);
-                be.RopePositions(_k, _ropeTable, _ropePositions!, n, _kvHeads, _headDim, _mropeSection[0], _mropeSection[1], Config.RopeLayout);
-            }
+            // x += o(attention(rope(q), rope(k), v)) over qkv = (q|k|v)(RMSNorm(x)).
+            if (layer.Projections is [var joined])
+                be.Linear(joined.Matrix, joined.Bias, _x, _qkv, n, norm(layer.AttentionNorm));
             else
             {
-                be.Rope(_q, _ropeTable, n, _heads, _headDim, pos + cache.RopeShift, Config.RopeLayout);
-                be.Rope(_k, _ropeTable, n, _kvHeads, _headDim, pos + cache.RopeShift, Config.RopeLayout);
+                be.RmsNorm(_x, layer.AttentionNorm, _normed, n, _dim, _eps);
+                foreach (var (matrix, bias, offset) in layer.Projections)
+                {
+                    be.Linear(matrix, bias, _normed, _q, n);
+                    be.CopyRows(_q, 0, matrix.Rows, _qkv, offset, width, matrix.Rows, n);
+                }
             }
-            be.Copy(_k, 0, cache.Keys[i], pos * kvDim, n * kvDim);
-            be.Copy(_v, 0, cache.Values[i], pos * kvDim, n * kvDim);
+            if (multimodalRope)
+                MultimodalRope(layer, cache, i, n, pos);
+            else
+                be.RopeKv(_qkv, _ropeTable, _q, cache.Keys[i], cache.Values[i], n, _heads, _kvHeads, _headDim, pos, cache.RopeShift,
+                    Config.RopeLayout, layer.QueryNorm, layer.KeyNorm, _eps);
             be.Attention(_q, cache.Keys[i], cache.Values[i], _attention, n, pos, _heads, _kvHeads, _headDim, scale);
-            be.Linear(layer.Output, null, _attention, _normed, n);
-            be.Add(_x, _normed, _x, n * _dim);
-
-            be.RmsNorm(_x, layer.FfnNorm, _normed, n, _dim, _eps);
-            layer.FeedForward.Forward(be, _normed, _normed, n, _feedForwardScratch);
-            be.Add(_x, _normed, _x, n * _dim);
+            be.Linear(layer.Output, null, _attention, _x, n, new ProductFusion { Accumulate = true });
+            layer.FeedForward.AddTo(be, _x, layer.FfnNorm, _eps, n, _feedForwardScratch);
         }
+    }
+
+    /// <summary>The attention prologue with three positions per token (an image in the batch): unfused, as it is rare.</summary>
+    private void MultimodalRope(Layer layer, KvCache cache, int i, int n, int pos)
+    {
+        var be = Backend;
+        int qDim = _heads * _headDim, kvDim = _kvHeads * _headDim, width = qDim + 2 * kvDim;
+        be.CopyRows(_qkv, 0, width, _q, 0, qDim, qDim, n);
+        be.CopyRows(_qkv, qDim, width, _k, 0, kvDim, kvDim, n);
+        be.CopyRows(_qkv, qDim + kvDim, width, cache.Values[i], pos * kvDim, kvDim, kvDim, n);
+        if (layer.QueryNorm is not null) be.RmsNorm(_q, layer.QueryNorm, _q, n * _heads, _headDim, _eps);
+        if (layer.KeyNorm is not null) be.RmsNorm(_k, layer.KeyNorm, _k, n * _kvHeads, _headDim, _eps);
+        be.RopePositions(_q, _ropeTable, _ropePositions!, n, _heads, _headDim, _mropeSection![0], _mropeSection[1], Config.RopeLayout);
+        be.RopePositions(_k, _ropeTable, _ropePositions!, n, _kvHeads, _headDim, _mropeSection[0], _mropeSection[1], Config.RopeLayout);
+        be.Copy(_k, 0, cache.Keys[i], pos * kvDim, n * kvDim);
     }
 }

@@ -22,6 +22,29 @@ internal sealed class WeightLoader(ITensorSource tensors, IBackend backend, stri
     }
 
     /// <summary>
+    /// Matrices of one width joined row-wise into one upload (<see cref="MatrixRows"/>): stacked, or with two parts
+    /// <paramref name="interleave"/>d row by row. Null when their formats cannot be joined; the caller then loads
+    /// them one by one.
+    /// </summary>
+    public IWeightMatrix? Joined(string name, IReadOnlyList<(string Name, int Rows)> parts, int columns, bool interleave = false)
+    {
+        var infos = parts.Select(part =>
+        {
+            string full = part.Name;
+            var info = Require(ref full, [part.Rows, columns]);
+            if (info.Rows != part.Rows || info.Columns != columns || info.Shape.Length != 2)
+                throw new InvalidDataException($"tensor '{full}' has shape {info.ShapeText}, the config implies [{part.Rows}, {columns}]");
+            return info;
+        }).ToArray();
+        if (!MatrixRows.CanJoin(infos)) return null;
+        var data = infos.Select(info => tensors.ReadBytes(info.Name)).ToArray();
+        var (joined, bytes) = interleave
+            ? MatrixRows.Interleave(infos[0], data[0], infos[1], data[1], prefix + name)
+            : MatrixRows.Stack(infos, data, prefix + name);
+        return backend.UploadMatrix(joined, bytes, tensors);
+    }
+
+    /// <summary>
     /// The experts' matrices (each [rows, columns], one format and parameters) uploaded as one stack
     /// [experts, rows, columns], so that an expert-indexed product offsets into it.
     /// </summary>

@@ -24,6 +24,7 @@ internal sealed unsafe class CommandRecorder : IDisposable
     private readonly List<BufferSlice> _pendingReads = [];
     private bool _recording;
     private bool _disposed;
+    private readonly KernelProfiler? _profiler;
 
     /// <summary>Dispatches recorded since the last submit (for benchmarks and tests).</summary>
     public int DispatchCount { get; private set; }
@@ -50,6 +51,7 @@ internal sealed unsafe class CommandRecorder : IDisposable
         var fenceInfo = new FenceCreateInfo { SType = StructureType.FenceCreateInfo };
         VulkanException.Check(vk.CreateFence(context.Device, in fenceInfo, null, out var fence), "vkCreateFence");
         _fence = fence;
+        if (Environment.GetEnvironmentVariable(KernelProfiler.EnvironmentVariable) == "1") _profiler = new KernelProfiler(context);
     }
 
     public bool IsRecording => _recording;
@@ -79,6 +81,7 @@ internal sealed unsafe class CommandRecorder : IDisposable
         fixed (TPush* p = &push)
             vk.CmdPushConstants(_commands, kernel.Layout, ShaderStageFlags.ComputeBit, 0, kernel.PushConstantSize, p);
         vk.CmdDispatch(_commands, groupsX, groupsY, groupsZ);
+        _profiler?.AfterDispatch(_commands, kernel.Name);
         DispatchCount++;
     }
 
@@ -132,6 +135,7 @@ internal sealed unsafe class CommandRecorder : IDisposable
         var fence = _fence;
         VulkanException.Check(vk.WaitForFences(_context.Device, 1, in fence, true, ulong.MaxValue), "vkWaitForFences");
         VulkanException.Check(vk.ResetFences(_context.Device, 1, in fence), "vkResetFences");
+        _profiler?.Collect();
         _recording = false;
         Submissions++;
     }
@@ -149,6 +153,7 @@ internal sealed unsafe class CommandRecorder : IDisposable
         _disposed = true;
         var vk = _context.Vk;
         vk.DeviceWaitIdle(_context.Device);
+        _profiler?.Dispose();
         vk.DestroyFence(_context.Device, _fence, null);
         var commands = _commands;
         vk.FreeCommandBuffers(_context.Device, _context.CommandPool, 1, in commands);
@@ -162,6 +167,7 @@ internal sealed unsafe class CommandRecorder : IDisposable
         var beginInfo = new CommandBufferBeginInfo { SType = StructureType.CommandBufferBeginInfo, Flags = CommandBufferUsageFlags.OneTimeSubmitBit };
         VulkanException.Check(vk.BeginCommandBuffer(_commands, in beginInfo), "vkBeginCommandBuffer");
         _recording = true;
+        _profiler?.Begin(_commands);
         _pendingWrites.Clear();
         _pendingReads.Clear();
     }

@@ -32,6 +32,7 @@ public sealed unsafe class VulkanBackend : IBackend
     private readonly ulong _alignment;
     private readonly uint _reduceWorkgroup;
     private readonly LowRankUploader _lowRank = new();
+    private readonly UnfusedProduct _unfused = new();
     private readonly ConditionalWeakTable<ITensorSource, Dictionary<string, VulkanTensor>> _codebooks = new();
     private ITensor? _rotatedInput;
     private ITensor? _rotatedOutput;
@@ -245,20 +246,23 @@ public sealed unsafe class VulkanBackend : IBackend
         }
     }
 
-    public void Linear(IWeightMatrix weight, ITensor? bias, ITensor x, ITensor y, int tokens)
+    public void Linear(IWeightMatrix weight, ITensor? bias, ITensor x, ITensor y, int tokens, ProductFusion fusion = default)
     {
         if (weight is LowRankMatrix lowRank)
         {
-            lowRank.Linear(this, bias, x, y, tokens);
+            _unfused.Run(this, weight.Rows, weight.Columns, x, y, tokens, fusion, (input, output) => lowRank.Linear(this, bias, input, output, tokens));
             return;
         }
         var w = (VulkanWeightMatrix)weight;
         if (w.Rotated is { } rotation)
         {
-            LinearRotated(w, rotation, bias, Tensor(x), Tensor(y), tokens);
+            _unfused.Run(this, w.Rows, w.Columns, x, y, tokens, fusion,
+                (input, output) => LinearRotated(w, rotation, bias, Tensor(input), Tensor(output), tokens));
             return;
         }
-        Product(w, bias is null ? null : Tensor(bias), Tensor(x), w.Columns, Tensor(y), tokens);
+        if (fusion.SwiGlu && (w.Rows % 2 != 0 || w.Chunks.Any(c => c.FirstRow % 2 != 0 || c.Rows % 2 != 0)))
+            throw new ArgumentException($"tensor '{w.Info.Name}': a SwiGLU product needs (gate, up) row pairs, whole in every chunk");
+        Product(w, bias is null ? null : Tensor(bias), Tensor(x), w.Columns, Tensor(y), tokens, fusion);
     }
 
     /// <summary>y = S_o·H·(W'·(H·S_i·x)) (+ bias): a Hadamard dispatch on each side of the product, all in the same command buffer.</summary>
@@ -268,7 +272,7 @@ public sealed unsafe class VulkanBackend : IBackend
         var rotatedInput = Tensor(ScratchTensor.Ensure(this, ref _rotatedInput, (long)tokens * padded));
         var rotatedOutput = Tensor(ScratchTensor.Ensure(this, ref _rotatedOutput, (long)tokens * w.Rows));
         HadamardDispatch(x, rotatedInput, rotation.InputSigns, null, padded, w.Columns, rotation.InputBlock, outputSide: false, tokens);
-        Product(w, null, rotatedInput, padded, rotatedOutput, tokens);
+        Product(w, null, rotatedInput, padded, rotatedOutput, tokens, default);
         HadamardDispatch(rotatedOutput, y, rotation.OutputSigns, bias is null ? null : Tensor(bias), w.Rows, w.Rows, rotation.OutputBlock, outputSide: true, tokens);
     }
 
@@ -286,25 +290,30 @@ public sealed unsafe class VulkanBackend : IBackend
                 [Access.Read, Access.Write, Access.Read, Access.Read, Access.Read], push, (uint)(length / block), (uint)tokens);
     }
 
-    /// <summary>The mat-vec (one token) or mat-mat product of the stored matrix, decoding its format in place.</summary>
-    private void Product(VulkanWeightMatrix w, VulkanTensor? bias, VulkanTensor input, int inputColumns, VulkanTensor output, int tokens)
+    /// <summary>The mat-vec (one token) or mat-mat product of the stored matrix, decoding its format in place, with its fusions.</summary>
+    private void Product(VulkanWeightMatrix w, VulkanTensor? bias, VulkanTensor input, int inputColumns, VulkanTensor output, int tokens, ProductFusion fusion)
     {
         var biasSlice = bias?.Slice ?? Whole(_empty);
         var aux = w.Aux ?? Whole(_empty);
-        var matVec = tokens == 1 ? WeightKernel("matvec_", w, _reduceWorkgroup, MatVecRows) : null;
-        var matMul = tokens == 1 ? null : WeightKernel("matmul_", w);
+        var norm = fusion.Norm is null ? Whole(_empty) : Tensor(fusion.Norm).Slice;
+        var matVec = tokens == 1 ? WeightKernel("matvec_", w, WeightPush.ProductBindings, [_reduceWorkgroup, MatVecRows]) : null;
+        var matMul = tokens == 1 ? null : WeightKernel("matmul_", w, WeightPush.ProductBindings, []);
         foreach (var chunk in w.Chunks)
         {
-            var push = WeightPush.For(w, chunk, bias is not null, tokens, w.Rows, inputColumns);
-            BufferSlice[] slices = [Whole(chunk.Buffer), input.Slice, output.Slice, biasSlice, aux];
+            var push = WeightPush.For(w, chunk, bias is not null, tokens, fusion.Outputs(w.Rows), inputColumns);
+            push.Fusion = (fusion.Norm is null ? 0 : WeightPush.FuseNorm) | (fusion.SwiGlu ? WeightPush.FuseSwiGlu : 0)
+                | (fusion.Accumulate ? WeightPush.FuseAccumulate : 0);
+            push.NormEps = fusion.NormEps;
+            BufferSlice[] slices = [Whole(chunk.Buffer), input.Slice, output.Slice, biasSlice, aux, Whole(_empty), norm];
+            var access = fusion.Accumulate ? AccumulateAccess : LinearAccess;
             if (matVec is not null)
             {
                 var (gx, gy) = Groups(((uint)chunk.Rows + MatVecRows - 1) / MatVecRows);
-                _recorder.Dispatch(matVec, slices, LinearAccess, push, gx, gy);
+                _recorder.Dispatch(matVec, slices, access, push, gx, gy);
             }
             else
             {
-                _recorder.Dispatch(matMul!, slices, LinearAccess, push, (uint)((chunk.Rows + 63) / 64), (uint)((tokens + 63) / 64));
+                _recorder.Dispatch(matMul!, slices, access, push, (uint)((chunk.Rows + 63) / 64), (uint)((tokens + 63) / 64));
             }
         }
     }
@@ -331,6 +340,18 @@ public sealed unsafe class VulkanBackend : IBackend
         var push = new RopePush((uint)tokens, (uint)heads, (uint)headDim, (uint)pos0, layout == RopeLayout.RotateHalf ? 1u : 0u);
         uint threads = (uint)(tokens * heads * (headDim / 2));
         _recorder.Dispatch(kernel, [Tensor(x).Slice, Tensor(table).Slice], [Access.Write, Access.Read], push, (threads + 63) / 64);
+    }
+
+    public void RopeKv(ITensor qkv, ITensor table, ITensor q, ITensor keys, ITensor values, int tokens, int heads, int kvHeads, int headDim, int pos0, int ropeShift,
+        RopeLayout layout, ITensor? queryNorm, ITensor? keyNorm, float eps)
+    {
+        var kernel = Kernel("rope_kv", 7, (uint)sizeof(RopeKvPush));
+        var push = new RopeKvPush((uint)tokens, (uint)heads, (uint)kvHeads, (uint)headDim, (uint)pos0, ropeShift, layout == RopeLayout.RotateHalf ? 1u : 0u,
+            queryNorm is null ? 0u : 1u, keyNorm is null ? 0u : 1u, eps);
+        _recorder.Dispatch(kernel,
+            [Tensor(qkv).Slice, Tensor(table).Slice, Tensor(q).Slice, Tensor(keys).Slice, Tensor(values).Slice,
+             queryNorm is null ? Whole(_empty) : Tensor(queryNorm).Slice, keyNorm is null ? Whole(_empty) : Tensor(keyNorm).Slice],
+            [Access.Read, Access.Read, Access.Write, Access.Write, Access.Write, Access.Read, Access.Read], push, (uint)(heads + 2 * kvHeads), (uint)tokens);
     }
 
     public void Attention(ITensor q, ITensor keys, ITensor values, ITensor output, int tokens, int pos0, int heads, int kvHeads, int headDim, float scale, bool causal = true)
@@ -509,9 +530,9 @@ public sealed unsafe class VulkanBackend : IBackend
     /// </summary>
     private void ExpertProduct(VulkanWeightMatrix w, int expertRows, VulkanTensor routing, VulkanTensor input, int inputColumns, VulkanTensor output, int tokens, int k, int divisor)
     {
-        var kernel = WeightKernel(tokens == 1 ? "matvec_experts_" : "matmul_experts_", w, WeightPush.Bindings + 1,
+        var kernel = WeightKernel(tokens == 1 ? "matvec_experts_" : "matmul_experts_", w, WeightPush.ProductBindings,
             tokens == 1 ? [_reduceWorkgroup, MatVecRows] : []);
-        BufferSlice[] slices = [default, input.Slice, output.Slice, Whole(_empty), w.Aux ?? Whole(_empty), routing.Slice];
+        BufferSlice[] slices = [default, input.Slice, output.Slice, Whole(_empty), w.Aux ?? Whole(_empty), routing.Slice, Whole(_empty)];
         foreach (var chunk in w.Chunks)
         {
             slices[0] = Whole(chunk.Buffer);
@@ -587,8 +608,9 @@ public sealed unsafe class VulkanBackend : IBackend
         if (_ownsContext) _context.Dispose();
     }
 
-    private static readonly Access[] LinearAccess = [Access.Read, Access.Read, Access.Write, Access.Read, Access.Read];
-    private static readonly Access[] ExpertAccess = [Access.Read, Access.Read, Access.Write, Access.Read, Access.Read, Access.Read];
+    private static readonly Access[] LinearAccess = [Access.Read, Access.Read, Access.Write, Access.Read, Access.Read, Access.Read, Access.Read];
+    private static readonly Access[] AccumulateAccess = [Access.Read, Access.Read, Access.Write, Access.Read, Access.Read, Access.Read, Access.Read];
+    private static readonly Access[] ExpertAccess = [Access.Read, Access.Read, Access.Write, Access.Read, Access.Read, Access.Read, Access.Read];
     private static readonly Access[] EmbeddingAccess = [Access.Read, Access.Read, Access.Write, Access.Read, Access.Read];
 
     /// <summary>The kernel of a weight op for the matrix's format: every weight op has bindings 0..4 and <see cref="WeightPush"/>.</summary>
@@ -634,6 +656,7 @@ public sealed unsafe class VulkanBackend : IBackend
     // Push-constant blocks: field order and types mirror the `Push` block of each shader.
     private readonly record struct NormPush(uint Rows, uint Dim, float Eps, uint WeightLength, uint HasBias);
     private readonly record struct RopePush(uint Tokens, uint Heads, uint HeadDim, uint Pos0, uint RotateHalf);
+    private readonly record struct RopeKvPush(uint Tokens, uint Heads, uint KvHeads, uint HeadDim, uint Pos0, int RopeShift, uint RotateHalf, uint HasQueryNorm, uint HasKeyNorm, float Eps);
     private readonly record struct AttentionPush(uint Tokens, uint Pos0, uint Heads, uint KvHeads, uint HeadDim, float Scale, uint Causal);
 
     private readonly record struct ElementwisePush

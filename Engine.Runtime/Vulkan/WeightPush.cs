@@ -10,6 +10,12 @@ internal unsafe struct WeightPush
     /// <summary>Weights, input, output, bias, auxiliary table.</summary>
     public const int Bindings = 5;
 
+    /// <summary>Products (mat-vec, mat-mat, expert-indexed): <see cref="Bindings"/>, then the routing table and the norm weight.</summary>
+    public const int ProductBindings = 7;
+
+    /// <summary>Bits of <see cref="Fusion"/>: FUSE_* in weights.glsl.</summary>
+    public const uint FuseNorm = 1, FuseSwiGlu = 2, FuseAccumulate = 4;
+
     public uint Rows;
     public uint Cols;
     public uint PaddedCols;
@@ -21,6 +27,8 @@ internal unsafe struct WeightPush
     public fixed uint StreamOffset[MaxStreams];
     public fixed uint StreamStride[MaxStreams];
     public uint ExpertRows;
+    public uint Fusion;
+    public float NormEps;
 
     /// <param name="inputColumns">Row length of the input: the matrix's columns, or its padded columns for a rotated input.</param>
     public static WeightPush For(VulkanWeightMatrix matrix, VulkanWeightMatrix.Chunk chunk, bool hasBias, int tokens, int outStride, int inputColumns)

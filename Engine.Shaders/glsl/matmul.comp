@@ -2,7 +2,7 @@
 // Matrix-matrix product for a batch of tokens (prefill): y[t, rowOffset + r] = sum_c W[r, c] * x[t, c] (+ bias),
 // decoding the weights' format in place.
 // Tiles of 64 weight rows x 64 tokens, 16 columns deep, staged in shared memory; 256 threads each compute
-// a 4x4 block of outputs (rows ty + 16 i, tokens tx + 16 j).
+// a 4x4 block of outputs (rows 4 ty + i, so SwiGLU pairs stay in one thread; tokens tx + 16 j). Fusions: weights.glsl.
 //
 // EXPERTS: the mixture-of-experts variant (prefill). Workgroup z is expert e; its "tokens" are the routing slots
 // grouped under e in the routing table (binding 5, layout in MoeRouting.cs), so each expert multiplies its own
@@ -14,17 +14,19 @@
 layout(local_size_x = 256) in;
 
 layout(std430, binding = 1) readonly buffer InputBuffer { float x[]; };
-layout(std430, binding = 2) writeonly buffer OutputBuffer { float y[]; };
+layout(std430, binding = 2) buffer OutputBuffer { float y[]; };  // read too by FUSE_ACCUMULATE
 layout(std430, binding = 3) readonly buffer BiasBuffer { float bias[]; };
 #ifdef EXPERTS
 layout(std430, binding = 5) readonly buffer RoutingBuffer { float routing[]; };
 #endif
+layout(std430, binding = 6) readonly buffer NormBuffer { float normWeight[]; };
 
 const uint TILE = 64;
 const uint DEPTH = 16;
 
 shared float tileW[TILE][DEPTH + 1];
 shared float tileX[TILE][DEPTH + 1];
+shared float tokenSquares[TILE][DEPTH + 1];  // FUSE_NORM: per token, partial sums of x^2 by column lane
 
 #ifdef EXPERTS
 uint list;  // routing-table index of the first slot of this expert
@@ -57,10 +59,12 @@ void main()
     uint rowsHere = p.rows;
 #endif
 
+    bool norm = (p.fusion & FUSE_NORM) != 0u;
     float acc[4][4];
     for (uint i = 0; i < 4; i++)
         for (uint j = 0; j < 4; j++)
             acc[i][j] = 0.0;
+    float squares[4] = float[4](0.0, 0.0, 0.0, 0.0);  // tokens tid / DEPTH + 16 m, this thread's columns
 
     for (uint k0 = 0; k0 < p.cols; k0 += DEPTH)
     {
@@ -77,18 +81,25 @@ void main()
             tileW[r][d + 4] = hi.x; tileW[r][d + 5] = hi.y; tileW[r][d + 6] = hi.z; tileW[r][d + 7] = hi.w;
         }
         // Inputs: 64 tokens x 16 columns, 4 per thread.
-        for (uint e = tid; e < TILE * DEPTH; e += 256)
+        for (uint m = 0; m < 4; m++)
         {
+            uint e = tid + 256 * m;
             uint t = e / DEPTH;
             uint c = e % DEPTH;
             uint col = k0 + c;
-            tileX[t][c] = (tokenBase + t < count && col < p.cols) ? x[input_row(tokenBase + t) * p.cols + col] : 0.0;
+            float value = (tokenBase + t < count && col < p.cols) ? x[input_row(tokenBase + t) * p.cols + col] : 0.0;
+            if (norm && col < p.cols)
+            {
+                squares[m] += value * value;
+                value *= normWeight[col];
+            }
+            tileX[t][c] = value;
         }
         barrier();
         for (uint k = 0; k < DEPTH; k++)
         {
             float w[4];
-            for (uint i = 0; i < 4; i++) w[i] = tileW[ty + 16 * i][k];
+            for (uint i = 0; i < 4; i++) w[i] = tileW[4 * ty + i][k];
             for (uint j = 0; j < 4; j++)
             {
                 float xv = tileX[tx + 16 * j][k];
@@ -98,23 +109,50 @@ void main()
         barrier();
     }
 
+    float scale[4] = float[4](1.0, 1.0, 1.0, 1.0);  // tokens tx + 16 j
+    if (norm)
+    {
+        for (uint m = 0; m < 4; m++) tokenSquares[tid / DEPTH + 16 * m][tid % DEPTH] = squares[m];
+        barrier();
+        for (uint j = 0; j < 4; j++)
+        {
+            float total = 0.0;
+            for (uint c = 0; c < DEPTH; c++) total += tokenSquares[tx + 16 * j][c];
+            scale[j] = 1.0 / sqrt(total / float(p.cols) + p.normEps);
+        }
+    }
+
+    bool swiglu = (p.fusion & FUSE_SWIGLU) != 0u;
     for (uint i = 0; i < 4; i++)
     {
-        uint r = rowBase + ty + 16 * i;
+        uint r = rowBase + 4 * ty + i;
         if (r >= rowsHere) continue;
 #ifdef EXPERTS
         for (uint j = 0; j < 4; j++)
         {
             uint t = tokenBase + tx + 16 * j;
-            if (t < count) y[output_row(t) * p.expertRows + r] = acc[i][j];
+            if (t < count) y[output_row(t) * p.expertRows + r] = acc[i][j] * scale[j];
         }
 #else
-        uint outRow = p.rowOffset + r;
-        float b = p.hasBias != 0 ? bias[outRow] : 0.0;
+        uint row = p.rowOffset + r;
+        float b = p.hasBias != 0 ? bias[row] : 0.0;
+        if (swiglu && (i & 1u) != 0u) continue;  // the up row: used by its gate row below
+        float bUp = swiglu && p.hasBias != 0 ? bias[row + 1] : 0.0;
         for (uint j = 0; j < 4; j++)
         {
             uint t = tokenBase + tx + 16 * j;
-            if (t < p.tokens) y[t * p.outStride + outRow] = acc[i][j] + b;
+            if (t >= p.tokens) continue;
+            float value = acc[i][j] * scale[j] + b;
+            uint outRow = row;
+            if (swiglu)
+            {
+                float up = acc[i + 1][j] * scale[j] + bUp;
+                value = value / (1.0 + exp(-value)) * up;
+                outRow = row / 2;
+            }
+            uint o = t * p.outStride + outRow;
+            if ((p.fusion & FUSE_ACCUMULATE) != 0u) value += y[o];
+            y[o] = value;
         }
 #endif
     }

@@ -6,6 +6,96 @@
 // POSITIONS: each token has three positions (positions[t][3], exact integers stored as floats) and rotary pair i
 // takes the first while i < section0, the second while i < section0 + section1, then the third: multimodal RoPE
 // (Qwen2-VL's temporal/height/width) and 2-D vision RoPE (section0 = 0).
+// STORE_KV: the attention prologue of a decode graph (below).
+
+#ifdef STORE_KV
+// The attention prologue of a decode graph in one dispatch, over a batch of fused projections
+// qkv[tokens][heads*d | kvHeads*d | kvHeads*d] (token t at cache row pos0 + t, rotated as position pos0 + ropeShift + t):
+//   q heads: optional per-head RMSNorm (Qwen3's q_norm), RoPE, written to q[tokens][heads*d];
+//   k heads: optional per-head RMSNorm (k_norm), RoPE, stored in the key cache at row pos0 + t;
+//   v heads: stored in the value cache as they are.
+// One workgroup per (head slot, token), slots 0..heads-1 for q, then kvHeads for k, then kvHeads for v. Rotation
+// as above: angles from the host table, ROTATE_HALF pairs (i, i + d/2), else (2i, 2i + 1).
+
+layout(local_size_x = 64) in;
+const uint WORKGROUP = 64;
+
+layout(std430, binding = 0) readonly buffer Qkv { float qkv[]; };
+layout(std430, binding = 1) readonly buffer Table { vec2 cosSin[]; };
+layout(std430, binding = 2) writeonly buffer Queries { float q[]; };
+layout(std430, binding = 3) writeonly buffer Keys { float keys[]; };
+layout(std430, binding = 4) writeonly buffer Values { float values[]; };
+layout(std430, binding = 5) readonly buffer QueryNorm { float qNorm[]; };
+layout(std430, binding = 6) readonly buffer KeyNorm { float kNorm[]; };
+
+layout(push_constant) uniform Push
+{
+    uint tokens;
+    uint heads;
+    uint kvHeads;
+    uint headDim;
+    uint pos0;
+    int ropeShift;    // rotation position minus cache row (negative after an image under multimodal RoPE)
+    uint rotateHalf;
+    uint hasQueryNorm;
+    uint hasKeyNorm;
+    float eps;
+} p;
+
+shared float partial[WORKGROUP];
+
+void main()
+{
+    uint slot = gl_WorkGroupID.x;
+    uint t = gl_WorkGroupID.y;
+    uint tid = gl_LocalInvocationID.x;
+    uint d = p.headDim;
+    uint kvDim = p.kvHeads * d;
+    uint source = t * (p.heads * d + 2 * kvDim) + slot * d;  // the head's first element in qkv
+    if (slot >= p.heads + p.kvHeads)
+    {
+        uint head = slot - p.heads - p.kvHeads;
+        for (uint i = tid; i < d; i += WORKGROUP) values[(p.pos0 + t) * kvDim + head * d + i] = qkv[source + i];
+        return;
+    }
+    bool isQuery = slot < p.heads;
+    uint head = isQuery ? slot : slot - p.heads;
+    bool normed = isQuery ? p.hasQueryNorm != 0 : p.hasKeyNorm != 0;
+    float scale = 1.0;
+    if (normed)
+    {
+        float sum = 0.0;
+        for (uint i = tid; i < d; i += WORKGROUP) sum += qkv[source + i] * qkv[source + i];
+        partial[tid] = sum;
+        barrier();
+        for (uint s = WORKGROUP / 2; s > 0; s >>= 1)
+        {
+            if (tid < s) partial[tid] += partial[tid + s];
+            barrier();
+        }
+        scale = 1.0 / sqrt(partial[0] / float(d) + p.eps);
+    }
+    uint half_dim = d / 2;
+    uint target = isQuery ? (t * p.heads + head) * d : (p.pos0 + t) * kvDim + head * d;
+    for (uint i = tid; i < half_dim; i += WORKGROUP)
+    {
+        uint a = p.rotateHalf != 0 ? i : 2 * i;
+        uint b = p.rotateHalf != 0 ? i + half_dim : 2 * i + 1;
+        float xa = qkv[source + a], xb = qkv[source + b];
+        if (normed)
+        {
+            xa = xa * scale * (isQuery ? qNorm[a] : kNorm[a]);
+            xb = xb * scale * (isQuery ? qNorm[b] : kNorm[b]);
+        }
+        vec2 cs = cosSin[uint(int(p.pos0 + t) + p.ropeShift) * half_dim + i];
+        float ra = xa * cs.x - xb * cs.y;
+        float rb = xb * cs.x + xa * cs.y;
+        if (isQuery) { q[target + a] = ra; q[target + b] = rb; }
+        else { keys[target + a] = ra; keys[target + b] = rb; }
+    }
+}
+
+#else
 
 layout(local_size_x = 64) in;
 
@@ -51,3 +141,4 @@ void main()
     x[a] = xa * cs.x - xb * cs.y;
     x[b] = xb * cs.x + xa * cs.y;
 }
+#endif

@@ -8,6 +8,16 @@
 //     void load_weight8(uint row, uint col, out vec4 lo, out vec4 hi)
 // returning weights [col, col + 8) of chunk row `row`, col a multiple of 8 below p.paddedCols.
 // Binding 0 is the weight buffer; binding 4 an auxiliary table of the format (a codebook), else a dummy.
+//
+// Products (matvec, matmul, their EXPERTS variants) also take fusions of a decode graph, chosen by p.fusion bits
+// (all may combine; semantics as IBackend.Linear and ProductFusion say):
+//   FUSE_NORM: the input rows are RMS-normalised first with the weight at binding 6 (length p.cols):
+//              x^[t, c] = x[t, c] * norm[c] / sqrt(mean_c(x[t, c]^2) + p.normEps); the sum of squares is taken
+//              over the row's p.cols inputs, which a product reads anyway.
+//   FUSE_SWIGLU: rows come in pairs (2j, 2j + 1) = (gate_j, up_j) (matrix rows, bias included); output row j of
+//              token t is silu(acc[t, 2j]) * acc[t, 2j + 1], written at y[t * p.outStride + j] (p.outStride is
+//              then half the matrix rows). Chunks always hold whole pairs.
+//   FUSE_ACCUMULATE: the value is added to what y holds (a residual stream) instead of replacing it.
 
 #define MAX_STREAMS 10
 
@@ -29,7 +39,13 @@ layout(push_constant) uniform Push
     uint streamOffset[MAX_STREAMS];
     uint streamStride[MAX_STREAMS];
     uint expertRows;  // expert variants: rows of one expert in a stack of experts (see matvec.comp)
+    uint fusion;      // FUSE_* bits (products only)
+    float normEps;    // FUSE_NORM's epsilon
 } p;
+
+const uint FUSE_NORM = 1u;
+const uint FUSE_SWIGLU = 2u;
+const uint FUSE_ACCUMULATE = 4u;
 
 // Word `word` of row `row` in stream `stream`.
 uint stream_word(uint stream, uint row, uint word)
