@@ -30,6 +30,7 @@ public sealed class PushConstantLayoutTests
         ("layernorm", "NormPush"),
         ("rope", "RopePush"),
         ("rope_positions", "RopePositionsPush"),
+        ("rope_kv", "RopeKvPush"),
         ("attention", "AttentionPush"),
         ("hadamard", "HadamardPush"),
         ("hadamard_experts", "HadamardPush"),
@@ -53,6 +54,7 @@ public sealed class PushConstantLayoutTests
         if (module.PushConstants is not { } block)
             return;  // no push constants (or none the optimizer kept): nothing the backend pushes can disagree
         Assert.True(block.IsBlock, $"{variant}: the push-constant struct is not decorated Block");
+        Assert.True(block.Size <= 128, $"{variant}: a {block.Size}-byte push block exceeds the 128 bytes (maxPushConstantsSize) every Vulkan device allows");
         string structName = StructFor(variant)
             ?? throw new Xunit.Sdk.XunitException(
                 $"shader variant '{variant}' has a push-constant block ({block.Members.Count} members, {block.Size} bytes) but no C# struct is "
