@@ -572,9 +572,9 @@ public sealed unsafe class VulkanBackend : IBackend
     }
 
     /// <summary>
-    /// One dispatch, one invocation per channel running over the tokens, so the state a channel reads first is the
-    /// state it writes last. Bindings: x, mixes, state, token mixes (the mixes when absent), outputs 0..5 (unused slots
-    /// bind output 0 again and are never touched).
+    /// One dispatch: an invocation per channel and chunk of 16 tokens (workgroup layers z), the chunk of token 0
+    /// reading the channel's carried row and then alone writing its new value. Bindings: x, mixes, state, token mixes
+    /// (the mixes when absent), outputs 0..5 (unused slots bind output 0 again and are never touched).
     /// </summary>
     public void TokenShiftMix(ITensor x, ITensor state, ITensor mixes, ITensor? tokenMixes, ReadOnlySpan<ITensor> outputs, int tokens, int dim, bool updateState)
     {
@@ -595,8 +595,9 @@ public sealed unsafe class VulkanBackend : IBackend
         }
         var kernel = Kernel("token_shift", slices.Length, (uint)sizeof(TokenShiftPush));
         var push = new TokenShiftPush((uint)dim, (updateState ? 1u : 0u) | (tokenMixes is null ? 0u : 2u), (uint)outputs.Length, (uint)tokens, 0, 0, 0, 0);
+        const int tokenChunk = 16;   // TOKEN_CHUNK of elementwise.comp
         var (gx, gy) = Groups(((uint)dim + 255) / 256);
-        _recorder.Dispatch(kernel, slices, access, push, gx, gy);
+        _recorder.Dispatch(kernel, slices, access, push, gx, gy, (uint)((tokens + tokenChunk - 1) / tokenChunk));
     }
 
     public void Read(ITensor tensor, Span<float> destination)

@@ -4,10 +4,11 @@
 //   OP_ACTIVATE: out[i] = f(a[i])                        (f by `function`, the order of the Activation enum)
 //   OP_SWIGLU:   out[i] = silu(a[i]) * b[i]              (a = gate, b = up)
 //   OP_COPY:     out[dstOffset + r*dstStride + c] = a[srcOffset + r*srcStride + c], i = r*width + c
-//   OP_TOKEN_SHIFT: RWKV's token shift and its interpolations (IBackend.TokenShiftMix), invocation i owning channel i
-//                over every token: a = x [tokens][dim], b = mixes [outputs][dim], out = the carried row [dim] (read first,
-//                then x's last row when function & 1), tokenMixes [tokens][outputs][dim] added to the mixes when
-//                function & 2, outputs 0..bLength-1 in o0..o5; count = dim, width = tokens
+//   OP_TOKEN_SHIFT: RWKV's token shift and its interpolations (IBackend.TokenShiftMix), invocation i of workgroup
+//                layer z owning channel i over tokens [16z, 16z + 16): a = x [tokens][dim], b = mixes [outputs][dim],
+//                out = the carried row [dim] (read by layer 0 first, then set by layer 0 alone to x's last row when
+//                function & 1, so no invocation reads it after its write), tokenMixes [tokens][outputs][dim] added to
+//                the mixes when function & 2, outputs 0..bLength-1 in o0..o5; count = dim, width = tokens
 
 layout(local_size_x = 256) in;
 
@@ -28,6 +29,7 @@ layout(push_constant) uniform Push
 } p;
 
 #if defined(OP_TOKEN_SHIFT)
+const uint TOKEN_CHUNK = 16u;   // tokens per workgroup layer (tokenChunk in VulkanBackend.TokenShiftMix)
 layout(std430, binding = 3) readonly buffer TokenMixes { float tokenMixes[]; };
 layout(std430, binding = 4) writeonly buffer O0 { float o0[]; };
 layout(std430, binding = 5) writeonly buffer O1 { float o1[]; };
@@ -101,8 +103,9 @@ void main()
     // The arithmetic of Sub, Mul and Add one after another (precise: no fused multiply-add).
     uint dim = p.count, tokens = p.width, outputs = p.bLength;
     bool perToken = (p.function & 2u) != 0u;
-    float previous = o[i];
-    for (uint t = 0u; t < tokens; t++)
+    uint first = gl_WorkGroupID.z * TOKEN_CHUNK, end = min(tokens, first + TOKEN_CHUNK);
+    float previous = first == 0u ? o[i] : a[(first - 1u) * dim + i];
+    for (uint t = first; t < end; t++)
     {
         uint index = t * dim + i;
         float current = a[index];
@@ -117,7 +120,7 @@ void main()
         }
         previous = current;
     }
-    if ((p.function & 1u) != 0u) o[i] = previous;
+    if (first == 0u && (p.function & 1u) != 0u) o[i] = a[(tokens - 1u) * dim + i];
 #else
 #error "define OP_BINARY, OP_ACTIVATE, OP_SWIGLU, OP_COPY or OP_TOKEN_SHIFT"
 #endif

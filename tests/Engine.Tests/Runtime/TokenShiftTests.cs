@@ -97,6 +97,7 @@ public sealed class TokenShiftTests(BackendPair backends, ITestOutputHelper log)
     [InlineData(1)]
     [InlineData(2)]
     [InlineData(7)]
+    [InlineData(40)]   // three chunks of the Vulkan kernel
     public void Vulkan_equals_cpu_on_random_inputs(int tokens)
     {
         const int outputs = 4;
