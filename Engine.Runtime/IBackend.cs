@@ -229,4 +229,14 @@ public interface IBackend : IDisposable
 
     /// <summary>Completes every recorded op and copies the first destination.Length floats of the tensor out.</summary>
     void Read(ITensor tensor, Span<float> destination);
+
+    /// <summary>
+    /// RWKV's token shift with its interpolations, in one op: for each output i (at most 6) and t below
+    /// <paramref name="tokens"/>, c below <paramref name="dim"/>,
+    /// outputs[i][t, c] = x[t, c] + (x[t-1, c] - x[t, c]) · m_i[t, c], where row x[-1] is <paramref name="state"/> [dim]
+    /// (the last row of the previous call) and m_i[t, c] = mixes[i·dim + c] (+ tokenMixes[(t·outputs + i)·dim + c] when
+    /// <paramref name="tokenMixes"/> is given: RWKV-6's data-dependent interpolation, [tokens][outputs][dim]). Then, when
+    /// <paramref name="updateState"/>, state = x's row tokens - 1. The outputs must not overlap x, state or the mixes.
+    /// </summary>
+    void TokenShiftMix(ITensor x, ITensor state, ITensor mixes, ITensor? tokenMixes, ReadOnlySpan<ITensor> outputs, int tokens, int dim, bool updateState);
 }
