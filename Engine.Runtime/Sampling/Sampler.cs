@@ -31,10 +31,11 @@ namespace Engine.Runtime.Sampling;
 /// </remarks>
 public sealed class Sampler
 {
-    private const int HeapTopKLimit = 1024;      // top-k above this: nth-element selection instead of a heap
+    private const int HeapTopKLimit = 4096;      // top-k above this: nth-element selection instead of a heap
     private const int SmallCandidateCount = 256; // this few candidates: sort them all
     private const double FirstBandWidth = 4;     // first band: logits within 4 temperatures of the best
     private const double WholeBandWidth = 1500;  // exp(-1500) is 0: a band this wide is the rest of the order
+    private const int RadixSortMinimum = 4096;   // fewer keys: a comparison sort
     private const int Restart = -1, Ambiguous = -2;
 
     private readonly SamplingOptions _options;
@@ -46,6 +47,7 @@ public sealed class Sampler
     // The materialized prefix of the candidate order: key (rank << 32 | id, ascending = best first) and probability.
     private ulong[] _keys = [];
     private double[] _p = [];
+    private ulong[] _scratch = [];
 
     // State of one call.
     private int _n;              // candidates after top-k
@@ -108,6 +110,7 @@ public sealed class Sampler
             _suppressed = new bool[vocab];
             _keys = new ulong[vocab];
             _p = new double[vocab];
+            _scratch = new ulong[vocab];
         }
         foreach (int id in suppressed)
         {
@@ -149,7 +152,7 @@ public sealed class Sampler
             {
                 // NaN or +inf make every probability NaN: the plain algorithm, whatever it gives.
                 FillAll(logits);
-                _keys.AsSpan(0, count).Sort();
+                SortInIdOrder(_keys.AsSpan(0, count));
                 FinishExact(logits, count);
             }
             else
@@ -247,6 +250,40 @@ public sealed class Sampler
             if (float.IsNegativeInfinity(v) || suppressed[i]) continue;
             _keys[count++] = Key(v, i);
         }
+    }
+
+    /// <summary>
+    /// Sorts keys that were written in ascending id order: for many, a stable radix sort on the rank alone (three
+    /// 11-bit digits, a digit all keys share skipped), which keeps equal ranks in id order.
+    /// </summary>
+    private void SortInIdOrder(Span<ulong> keys)
+    {
+        if (keys.Length < RadixSortMinimum)
+        {
+            keys.Sort();
+            return;
+        }
+        Span<int> counts = stackalloc int[3 * 2048];
+        counts.Clear();
+        foreach (ulong key in keys)
+        {
+            counts[(int)(key >> 32) & 2047]++;
+            counts[2048 + ((int)(key >> 43) & 2047)]++;
+            counts[4096 + (int)(key >> 54)]++;
+        }
+        Span<ulong> source = keys, target = _scratch.AsSpan(0, keys.Length);
+        for (int pass = 0; pass < 3; pass++)
+        {
+            var count = counts.Slice(2048 * pass, 2048);
+            int shift = 32 + 11 * pass;
+            if (count[(int)(source[0] >> shift) & 2047] == keys.Length) continue;
+            for (int digit = 0, sum = 0; digit < 2048; digit++) (count[digit], sum) = (sum, sum + count[digit]);
+            foreach (ulong key in source) target[count[(int)(key >> shift) & 2047]++] = key;
+            var written = target;
+            target = source;
+            source = written;
+        }
+        if (source != keys) source.CopyTo(keys);
     }
 
     /// <summary>Moves the <paramref name="k"/> smallest keys to the front, in any order (keys are distinct).</summary>
@@ -441,7 +478,7 @@ public sealed class Sampler
             float v = logits[i];
             if (v >= floor && v < ceiling && !float.IsNegativeInfinity(v) && !suppressed[i]) _keys[end++] = Key(v, i);
         }
-        _keys.AsSpan(start, end - start).Sort();
+        SortInIdOrder(_keys.AsSpan(start, end - start));
         for (int i = start; i < end; i++) _p[i] = Math.Exp((logits[(int)(uint)_keys[i]] - _max) / temperature);
         _prefix = end;
         _bandFloor = floor;
