@@ -86,7 +86,7 @@ public static class BenchCommand
                         Console.Error.WriteLine($"{name}: making random {WeightTypes.Get(type).Name} weights at its 1B-class shape…");
                         using var weights = new SyntheticTensors(type);
                         using var loaded = ModelLoader.Load(config, weights, modelOptions);
-                        foreach (var row in ModelBenchmark.Run(loaded, p, n, reps))
+                        foreach (var row in ModelBenchmark.Run(loaded, p, n, reps, sampled: true))
                             report.Add($"{name} 1B (random)", loaded.Backend.DeviceName, row);
                     }
                 }
@@ -95,7 +95,7 @@ public static class BenchCommand
             {
                 using var loaded = ModelLoader.Load(modelPath!, modelOptions);
                 string subject = Path.GetFileName(Path.TrimEndingDirectorySeparator(modelPath!));
-                foreach (var row in ModelBenchmark.Run(loaded, p, n, reps))
+                foreach (var row in ModelBenchmark.Run(loaded, p, n, reps, sampled: true))
                     report.Add(subject, loaded.Backend.DeviceName, row);
             }
             report.Finish();

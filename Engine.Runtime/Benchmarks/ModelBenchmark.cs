@@ -21,12 +21,12 @@ public static class ModelBenchmark
     public static SamplingOptions SampledOptions(int seed) => new() { Temperature = 0.8f, TopP = 0.95f, Seed = seed };
 
     /// <summary>
-    /// Rows pp{P}, tg{N} and tg{N} sampled (each left out when its length is 0). The generation rows time, per token,
-    /// the forward step with its logits read back to the host and the choice of the next token: argmax for tg, the
-    /// <see cref="Sampler"/> over the tokens so far for the sampled row, as <see cref="TextGenerator"/> does. On the
-    /// Vulkan backend both carry the dispatches recorded for one decode step.
+    /// Rows pp{P}, tg{N} and, with <paramref name="sampled"/>, tg{N} sampled (each left out when its length is 0). The
+    /// generation rows time, per token, the forward step with its logits read back to the host and the choice of the
+    /// next token: argmax for tg, the <see cref="Sampler"/> over the tokens so far for the sampled row, as
+    /// <see cref="TextGenerator"/> does. On the Vulkan backend both carry the dispatches recorded for one decode step.
     /// </summary>
-    public static IReadOnlyList<Measurement> Run(ILanguageModel model, int promptTokens, int generatedTokens, int repetitions, int seed = 42)
+    public static IReadOnlyList<Measurement> Run(ILanguageModel model, int promptTokens, int generatedTokens, int repetitions, int seed = 42, bool sampled = false)
     {
         if (promptTokens < 0 || generatedTokens < 0 || repetitions < 1)
             throw new ArgumentException("prompt and generation lengths must be 0 or more and repetitions at least 1");
@@ -73,24 +73,27 @@ public static class ModelBenchmark
             }
             results.Add(new Measurement($"tg{generatedTokens}", model.WeightFormats, rates, model.WeightBytesPerToken, dispatches));
 
-            rates = [];
-            var history = new List<int>(generatedTokens + 1);
-            for (int r = 0; r < repetitions; r++)
+            if (sampled)
             {
-                // The same tokens each repetition: a fresh sampler with the same seed, from the same first token.
-                var sampler = new Sampler(SampledOptions(seed));
-                state.Reset();
-                history.Clear();
-                history.Add(prompt[0]);
-                var clock = Stopwatch.StartNew();
-                for (int i = 0; i < generatedTokens; i++)
+                rates = [];
+                var history = new List<int>(generatedTokens + 1);
+                for (int r = 0; r < repetitions; r++)
                 {
-                    model.Forward(state, [history[^1]], logits, allPositions: false);
-                    history.Add(sampler.Next(logits, CollectionsMarshal.AsSpan(history)));
+                    // The same tokens each repetition: a fresh sampler with the same seed, from the same first token.
+                    var sampler = new Sampler(SampledOptions(seed));
+                    state.Reset();
+                    history.Clear();
+                    history.Add(prompt[0]);
+                    var clock = Stopwatch.StartNew();
+                    for (int i = 0; i < generatedTokens; i++)
+                    {
+                        model.Forward(state, [history[^1]], logits, allPositions: false);
+                        history.Add(sampler.Next(logits, CollectionsMarshal.AsSpan(history)));
+                    }
+                    rates.Add(generatedTokens / clock.Elapsed.TotalSeconds);
                 }
-                rates.Add(generatedTokens / clock.Elapsed.TotalSeconds);
+                results.Add(new Measurement($"tg{generatedTokens}{SampledSuffix}", model.WeightFormats, rates, model.WeightBytesPerToken, dispatches));
             }
-            results.Add(new Measurement($"tg{generatedTokens}{SampledSuffix}", model.WeightFormats, rates, model.WeightBytesPerToken, dispatches));
         }
         return results;
     }
