@@ -60,7 +60,7 @@ public sealed class ModelBenchCommandTests
         var recorder = ((VulkanBackend)model.Backend).Recorder;
         recorder.ResetCounters();
         model.Forward(state, [4], logits, allPositions: false);
-        Assert.Equal(1, recorder.Submissions);
+        Assert.Equal(1, recorder.HostWaits);
         Assert.Equal(recorder.DispatchCount, dispatches);
         Assert.Equal(dispatches, ModelBenchmark.DispatchesPerDecodeStep(model, state, 5, logits));
     }
