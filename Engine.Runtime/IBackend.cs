@@ -212,9 +212,10 @@ public interface IBackend : IDisposable
 
     /// <summary>
     /// output[t, d] = Σ_j weight_{t,j} · expertOutputs[t·k + j, d] (+ sharedScale[t] · shared[t, d], the scale 1
-    /// when absent): the routed experts' weighted sum plus an optional shared expert.
+    /// when absent): the routed experts' weighted sum plus an optional shared expert, added to what output holds when
+    /// <paramref name="accumulate"/> (the residual stream).
     /// </summary>
-    void MoeCombine(ITensor expertOutputs, ITensor routing, ITensor? shared, ITensor? sharedScale, ITensor output, int tokens, int k, int dim);
+    void MoeCombine(ITensor expertOutputs, ITensor routing, ITensor? shared, ITensor? sharedScale, ITensor output, int tokens, int k, int dim, bool accumulate = false);
 
     /// <summary>
     /// <see cref="Rope"/> with three positions per token, <paramref name="positions"/>[tokens][3] (whole numbers as

@@ -528,7 +528,7 @@ public sealed class CpuBackend : IBackend
         });
     }
 
-    public void MoeCombine(ITensor expertOutputs, ITensor routing, ITensor? shared, ITensor? sharedScale, ITensor output, int tokens, int k, int dim)
+    public void MoeCombine(ITensor expertOutputs, ITensor routing, ITensor? shared, ITensor? sharedScale, ITensor output, int tokens, int k, int dim, bool accumulate = false)
     {
         var y = Data(expertOutputs);
         var table = Data(routing);
@@ -542,7 +542,7 @@ public sealed class CpuBackend : IBackend
                 double sum = 0;
                 for (int j = 0; j < k; j++) sum += (double)table[MoeRouting.Weight(t * k + j)] * y[(t * k + j) * dim + d];
                 if (sharedOut is not null) sum += (scale?[t] ?? 1.0) * sharedOut[t * dim + d];
-                o[t * dim + d] = (float)sum;
+                o[t * dim + d] = accumulate ? o[t * dim + d] + (float)sum : (float)sum;
             }
         }
     }

@@ -545,7 +545,7 @@ public sealed unsafe class VulkanBackend : IBackend
         }
     }
 
-    public void MoeCombine(ITensor expertOutputs, ITensor routing, ITensor? shared, ITensor? sharedScale, ITensor output, int tokens, int k, int dim)
+    public void MoeCombine(ITensor expertOutputs, ITensor routing, ITensor? shared, ITensor? sharedScale, ITensor output, int tokens, int k, int dim, bool accumulate = false)
     {
         var kernel = Kernel("moe_combine", 5, (uint)sizeof(MoeCombinePush));
         var (gx, gy) = Groups((uint)(tokens * dim + 63) / 64);
@@ -553,7 +553,7 @@ public sealed unsafe class VulkanBackend : IBackend
             [Tensor(routing).Slice, Tensor(expertOutputs).Slice, shared is null ? Whole(_empty) : Tensor(shared).Slice,
                 sharedScale is null ? Whole(_empty) : Tensor(sharedScale).Slice, Tensor(output).Slice],
             [Access.Read, Access.Read, Access.Read, Access.Read, Access.Write],
-            new MoeCombinePush((uint)tokens, (uint)k, (uint)dim, shared is null ? 0u : 1u, sharedScale is null ? 0u : 1u), gx, gy);
+            new MoeCombinePush((uint)tokens, (uint)k, (uint)dim, shared is null ? 0u : 1u, sharedScale is null ? 0u : 1u, accumulate ? 1u : 0u), gx, gy);
     }
 
     public void RopePositions(ITensor x, ITensor table, ITensor positions, int tokens, int heads, int headDim, int section0, int section1, RopeLayout layout)
@@ -593,8 +593,12 @@ public sealed unsafe class VulkanBackend : IBackend
             slices[4 + i] = Tensor(outputs[i < outputs.Length ? i : 0]).Slice;
             access[4 + i] = Access.Write;
         }
-        var kernel = Kernel("token_shift", slices.Length, (uint)sizeof(TokenShiftPush));
-        var push = new TokenShiftPush((uint)dim, (updateState ? 1u : 0u) | (tokenMixes is null ? 0u : 2u), (uint)outputs.Length, (uint)tokens, 0, 0, 0, 0);
+        var kernel = Kernel("token_shift", slices.Length, (uint)sizeof(ElementwisePush));
+        // elementwise.comp's block, as OP_TOKEN_SHIFT reads it: count = dim, function = flags, bLength = outputs, width = tokens.
+        var push = new ElementwisePush
+        {
+            Count = (uint)dim, Function = (updateState ? 1u : 0u) | (tokenMixes is null ? 0u : 2u), BLength = (uint)outputs.Length, Width = (uint)tokens,
+        };
         const int tokenChunk = 16;   // TOKEN_CHUNK of elementwise.comp
         var (gx, gy) = Groups(((uint)dim + 255) / 256);
         _recorder.Dispatch(kernel, slices, access, push, gx, gy, (uint)((tokens + tokenChunk - 1) / tokenChunk));
@@ -726,10 +730,9 @@ public sealed unsafe class VulkanBackend : IBackend
     }
     private readonly record struct WkvPush(uint Tokens, uint Heads, uint HeadSize);
     private readonly record struct MoeRoutePush(uint Tokens, uint Experts, uint K, uint Normalize, float Scale);
-    private readonly record struct MoeCombinePush(uint Tokens, uint K, uint Dim, uint HasShared, uint HasSharedScale);
+    private readonly record struct MoeCombinePush(uint Tokens, uint K, uint Dim, uint HasShared, uint HasSharedScale, uint Accumulate);
     private readonly record struct RopePositionsPush(uint Tokens, uint Heads, uint HeadDim, uint Pos0, uint RotateHalf, uint Section0, uint Section1);
     private readonly record struct SoftmaxPush(uint Rows, uint Cols);
     private readonly record struct HadamardPush(uint RowLength, uint SourceLength, uint Block, uint OutputSide, uint HasBias, uint Divisor);
     /// <summary>elementwise.comp's Push block as OP_TOKEN_SHIFT reads it: count = dim, function = flags (1 update the state, 2 token mixes), bLength = outputs, width = tokens.</summary>
-    private readonly record struct TokenShiftPush(uint Dim, uint Flags, uint Outputs, uint Tokens, uint Unused0, uint Unused1, uint Unused2, uint Unused3);
 }

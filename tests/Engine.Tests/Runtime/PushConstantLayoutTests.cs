@@ -26,6 +26,7 @@ public sealed class PushConstantLayoutTests
         ("activate", "ElementwisePush"),
         ("swiglu", "ElementwisePush"),
         ("copy", "ElementwisePush"),
+        ("token_shift", "ElementwisePush"),
         ("rmsnorm", "NormPush"),
         ("layernorm", "NormPush"),
         ("rope", "RopePush"),
