@@ -96,7 +96,7 @@ public sealed class PcdvqFormatTests(BackendPair backends) : IClassFixture<Backe
     [InlineData(16, 2.25)]
     public void Measured_bits_per_weight_are_the_formula_plus_row_scales_and_signs(int bits, double formula)
     {
-        const int rows = 256, columns = 512;
+        const int rows = 64, columns = 512;
         var encoded = WeightFormatChecks.Encode(WeightType.Pcdvq, bits == 14 ? Bits14 : Bits16, rows, columns);
         double expected = formula + (32.0 * rows + columns + rows) / (rows * columns);
         Assert.Equal(expected, WeightFormatChecks.MeasuredBitsPerWeight(encoded, countCompanions: false), 1e-12);
