@@ -113,10 +113,14 @@ public interface IBackend : IDisposable
 
     /// <summary>
     /// Causal attention of q[tokens][heads][headDim] at positions pos0.. against keys/values[position][kvHeads][headDim]
-    /// (positions 0 .. pos0 + tokens - 1 already stored); output has q's layout. Not <paramref name="causal"/>: every
-    /// query sees every position 0 .. pos0 + tokens - 1 (vision encoders).
+    /// (positions 0 .. pos0 + tokens - 1 already stored); output has q's layout. Query head h reads key/value head
+    /// h / (heads / kvHeads). The query at position p sees positions 0 .. p, and with a sliding
+    /// <paramref name="window"/> W > 0 only max(0, p - W + 1) .. p, the last W including its own (Mistral's and
+    /// Qwen2's <c>sliding_window</c>: transformers lets query i see key j when 0 &lt;= i - j &lt; W); 0 is unlimited.
+    /// Not <paramref name="causal"/>: every query sees every position 0 .. pos0 + tokens - 1 (vision encoders; no window).
     /// </summary>
-    void Attention(ITensor q, ITensor keys, ITensor values, ITensor output, int tokens, int pos0, int heads, int kvHeads, int headDim, float scale, bool causal = true);
+    void Attention(ITensor q, ITensor keys, ITensor values, ITensor output, int tokens, int pos0, int heads, int kvHeads, int headDim, float scale,
+        bool causal = true, int window = 0);
 
     /// <summary>output[i] = silu(gate[i]) * up[i].</summary>
     void SwiGlu(ITensor gate, ITensor up, ITensor output, int count);

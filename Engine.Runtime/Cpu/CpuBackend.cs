@@ -174,8 +174,10 @@ public sealed class CpuBackend : IBackend
         }
     }
 
-    public void Attention(ITensor q, ITensor keys, ITensor values, ITensor output, int tokens, int pos0, int heads, int kvHeads, int headDim, float scale, bool causal = true)
+    public void Attention(ITensor q, ITensor keys, ITensor values, ITensor output, int tokens, int pos0, int heads, int kvHeads, int headDim, float scale,
+        bool causal = true, int window = 0)
     {
+        AttentionChecks.Validate(tokens, pos0, heads, kvHeads, headDim, causal, window);
         var query = Data(q);
         var k = Data(keys);
         var v = Data(values);
@@ -186,25 +188,26 @@ public sealed class CpuBackend : IBackend
         {
             int t = index / heads, h = index % heads;
             int length = causal ? pos0 + t + 1 : pos0 + tokens;
+            int first = window > 0 ? Math.Max(0, length - window) : 0;   // the last `window` positions, its own included
             int kvOffset = h / group * headDim;
             var qRow = query.AsSpan((t * heads + h) * headDim, headDim);
-            var scores = new double[length];
+            var scores = new double[length - first];
             double max = double.NegativeInfinity;
-            for (int p = 0; p < length; p++)
+            for (int p = first; p < length; p++)
             {
-                scores[p] = Dot(qRow, k.AsSpan(p * kvStride + kvOffset, headDim)) * scale;
-                max = Math.Max(max, scores[p]);
+                scores[p - first] = Dot(qRow, k.AsSpan(p * kvStride + kvOffset, headDim)) * scale;
+                max = Math.Max(max, scores[p - first]);
             }
             double sum = 0;
-            for (int p = 0; p < length; p++)
+            for (int i = 0; i < scores.Length; i++)
             {
-                scores[p] = Math.Exp(scores[p] - max);
-                sum += scores[p];
+                scores[i] = Math.Exp(scores[i] - max);
+                sum += scores[i];
             }
             for (int d = 0; d < headDim; d++)
             {
                 double acc = 0;
-                for (int p = 0; p < length; p++) acc += scores[p] * v[p * kvStride + kvOffset + d];
+                for (int p = first; p < length; p++) acc += scores[p - first] * v[p * kvStride + kvOffset + d];
                 o[(t * heads + h) * headDim + d] = (float)(acc / sum);
             }
         });

@@ -354,14 +354,42 @@ public sealed unsafe class VulkanBackend : IBackend
             [Access.Read, Access.Read, Access.Write, Access.Write, Access.Write, Access.Read, Access.Read], push, (uint)(heads + 2 * kvHeads), (uint)tokens);
     }
 
-    public void Attention(ITensor q, ITensor keys, ITensor values, ITensor output, int tokens, int pos0, int heads, int kvHeads, int headDim, float scale, bool causal = true)
+    public void Attention(ITensor q, ITensor keys, ITensor values, ITensor output, int tokens, int pos0, int heads, int kvHeads, int headDim, float scale,
+        bool causal = true, int window = 0)
     {
-        if (headDim > 256) throw new NotSupportedException($"head dimension {headDim} is above the attention shader's 256");
-        var kernel = Kernel("attention", 4, (uint)sizeof(AttentionPush));
-        var push = new AttentionPush((uint)tokens, (uint)pos0, (uint)heads, (uint)kvHeads, (uint)headDim, scale, causal ? 1u : 0u);
-        _recorder.Dispatch(kernel, [Tensor(q).Slice, Tensor(keys).Slice, Tensor(values).Slice, Tensor(output).Slice],
-            [Access.Read, Access.Read, Access.Read, Access.Write], push, (uint)heads, (uint)tokens);
+        AttentionChecks.Validate(tokens, pos0, heads, kvHeads, headDim, causal, window);
+        if (tokens == 0) return;
+        var tuning = AttentionTuning;
+        var plan = AttentionPlan.Make(tuning, tokens, pos0, heads, kvHeads, headDim, causal, window);
+        var (name, constants) = tuning.Kernel(headDim);
+        var kernel = Kernel(name, 5, (uint)sizeof(AttentionPush), constants);
+        var push = new AttentionPush((uint)tokens, (uint)pos0, (uint)heads, (uint)kvHeads, (uint)headDim, scale, causal ? 1u : 0u, (uint)window,
+            (uint)plan.KeyBase, (uint)plan.SplitLength, (uint)plan.Splits, (uint)plan.BlockRows);
+        BufferSlice[] slices = [Tensor(q).Slice, Tensor(keys).Slice, Tensor(values).Slice, Tensor(output).Slice, Whole(_empty)];
+        uint groupsX = (uint)Math.Min(plan.Blocks, MaxGroupsPerDimension);   // the kernels loop over further blocks
+        if (plan.Splits == 1)
+        {
+            _recorder.Dispatch(kernel, slices, AttentionAccess, push, groupsX, (uint)kvHeads);
+            return;
+        }
+        slices[4] = Tensor(ScratchTensor.Ensure(this, ref _attentionPartials, (long)plan.Splits * tokens * heads * (headDim + 4))).Slice;
+        _recorder.Dispatch(kernel, slices, AttentionSplitAccess, push, groupsX, (uint)kvHeads, (uint)plan.Splits);
+        var (gx, gy) = Groups((uint)(((long)tokens * heads * headDim + 63) / 64));
+        _recorder.Dispatch(Kernel("attention_reduce", 5, (uint)sizeof(AttentionPush)), slices, AttentionReduceAccess, push, gx, gy);
     }
+
+    /// <summary>How attention runs on this device (kernel, block sizes, split-k); tests set it before the first attention call.</summary>
+    internal AttentionTuning AttentionTuning
+    {
+        get => _attentionTuning ??= AttentionTuning.For(_context);
+        set => _attentionTuning = value;
+    }
+
+    private AttentionTuning? _attentionTuning;
+    private ITensor? _attentionPartials;   // split-k: per split, kv head and row, the unnormalised output, maximum and sum
+    private static readonly Access[] AttentionAccess = [Access.Read, Access.Read, Access.Read, Access.Write, Access.Read];
+    private static readonly Access[] AttentionSplitAccess = [Access.Read, Access.Read, Access.Read, Access.Read, Access.Write];
+    private static readonly Access[] AttentionReduceAccess = [Access.Read, Access.Read, Access.Read, Access.Write, Access.Read];
 
     public void SwiGlu(ITensor gate, ITensor up, ITensor output, int count) =>
         Elementwise("swiglu", Tensor(gate).Slice, Tensor(up).Slice, Tensor(output).Slice, new ElementwisePush { Count = (uint)count });
@@ -690,7 +718,8 @@ public sealed unsafe class VulkanBackend : IBackend
     private readonly record struct NormPush(uint Rows, uint Dim, float Eps, uint WeightLength, uint HasBias);
     private readonly record struct RopePush(uint Tokens, uint Heads, uint HeadDim, uint Pos0, uint RotateHalf);
     private readonly record struct RopeKvPush(uint Tokens, uint Heads, uint KvHeads, uint HeadDim, uint Pos0, int RopeShift, uint RotateHalf, uint HasQueryNorm, uint HasKeyNorm, float Eps);
-    private readonly record struct AttentionPush(uint Tokens, uint Pos0, uint Heads, uint KvHeads, uint HeadDim, float Scale, uint Causal);
+    private readonly record struct AttentionPush(uint Tokens, uint Pos0, uint Heads, uint KvHeads, uint HeadDim, float Scale, uint Causal, uint Window,
+        uint KeyBase, uint SplitLength, uint Splits, uint RowsPerBlock);
 
     private readonly record struct ElementwisePush
     {
