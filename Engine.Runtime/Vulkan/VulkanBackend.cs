@@ -307,8 +307,9 @@ public sealed unsafe class VulkanBackend : IBackend
             | (fusion.Accumulate ? WeightPush.FuseAccumulate : 0);
         // Up to MaxColumns tokens (decode, small batches, speculative checks): the mat-vec, each weight read once for all.
         var tuning = MatVec;
+        uint rows = MatVecRows(w);
         var matVec = tokens <= tuning.MaxColumns
-            ? MatVecKernel(tuning.Variant("matvec_"), w, tuning.Constants(tokens, inputColumns, fusions))
+            ? MatVecKernel(tuning.Variant("matvec_"), w, tuning.Constants(rows, tokens, inputColumns, fusions))
             : null;
         var matMul = matVec is null ? WeightKernel("matmul_", w, WeightPush.ProductBindings, []) : null;
         foreach (var chunk in w.Chunks)
@@ -320,7 +321,7 @@ public sealed unsafe class VulkanBackend : IBackend
             var access = fusion.Accumulate ? AccumulateAccess : LinearAccess;
             if (matVec is not null)
             {
-                var (gx, gy) = Groups(tuning.Groups(chunk.Rows));
+                var (gx, gy) = Groups(MatVecTuning.Groups(chunk.Rows, rows));
                 _recorder.Dispatch(matVec, slices, access, push, gx, gy);
             }
             else
@@ -518,7 +519,7 @@ public sealed unsafe class VulkanBackend : IBackend
         int expertRows = w.Rows / expertCount;
         if (w.Chunks.Any(c => c.FirstRow % expertRows != 0 || c.Rows % expertRows != 0))
             throw new ArgumentException($"tensor '{w.Info.Name}' was not uploaded as a stack of {expertCount} experts", nameof(experts));
-        if (expertCount > MaxGroupsPerDimension || k > MaxGroupsPerDimension || MatVec.Groups(expertRows) > MaxGroupsPerDimension)
+        if (expertCount > MaxGroupsPerDimension || k > MaxGroupsPerDimension || MatVecTuning.Groups(expertRows, MatVecRows(w)) > MaxGroupsPerDimension)
             throw new NotSupportedException($"{expertCount} experts of {expertRows} rows, {k} per token, exceed one dispatch's workgroup counts");
         var table = Tensor(routing);
         int divisor = inputPerSlot ? 1 : k;
@@ -543,8 +544,9 @@ public sealed unsafe class VulkanBackend : IBackend
     private void ExpertProduct(VulkanWeightMatrix w, int expertRows, VulkanTensor routing, VulkanTensor input, int inputColumns, VulkanTensor output, int tokens, int k, int divisor)
     {
         var tuning = MatVec;
+        uint rows = MatVecRows(w);
         var kernel = tokens == 1
-            ? MatVecKernel(tuning.Variant("matvec_experts_"), w, tuning.Constants(1, inputColumns, 0))
+            ? MatVecKernel(tuning.Variant("matvec_experts_"), w, tuning.Constants(rows, 1, inputColumns, 0))
             : WeightKernel("matmul_experts_", w, WeightPush.ProductBindings, []);
         BufferSlice[] slices = [default, input.Slice, output.Slice, Whole(_empty), w.Aux ?? Whole(_empty), routing.Slice, Whole(_empty)];
         foreach (var chunk in w.Chunks)
@@ -553,7 +555,7 @@ public sealed unsafe class VulkanBackend : IBackend
             var push = WeightPush.For(w, chunk, hasBias: false, tokens: divisor, outStride: 0, inputColumns);
             push.ExpertRows = (uint)expertRows;
             if (tokens == 1)
-                _recorder.Dispatch(kernel, slices, ExpertAccess, push, tuning.Groups(expertRows), (uint)k);
+                _recorder.Dispatch(kernel, slices, ExpertAccess, push, MatVecTuning.Groups(expertRows, rows), (uint)k);
             else
                 _recorder.Dispatch(kernel, slices, ExpertAccess, push, (uint)(expertRows + 63) / 64, (uint)(tokens + 63) / 64, (uint)(w.Rows / expertRows));
         }
@@ -641,6 +643,9 @@ public sealed unsafe class VulkanBackend : IBackend
         var (gx, gy) = Groups((push.Count + 255) / 256);
         _recorder.Dispatch(kernel, [a, b, output], [Access.Read, Access.Read, Access.Write], push, gx, gy);
     }
+
+    /// <summary>Rows per mat-vec workgroup for this matrix's format on this device.</summary>
+    private uint MatVecRows(VulkanWeightMatrix matrix) => MatVec.RowsFor(matrix.Info.Format.BitsPerWeight(matrix.Parameters));
 
     /// <summary>A mat-vec pipeline: one per variant and set of specialization constants (MatVecTuning.Constants).</summary>
     private ComputeKernel MatVecKernel(string op, VulkanWeightMatrix matrix, uint[] constants)
