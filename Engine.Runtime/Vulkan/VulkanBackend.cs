@@ -13,7 +13,6 @@ namespace Engine.Runtime.Vulkan;
 /// </summary>
 public sealed unsafe class VulkanBackend : IBackend
 {
-    private const uint MatVecRows = 4;
     private const ulong StagingBytes = 32UL << 20;
     private const ulong ArenaBlockBytes = 256UL << 20;
     private const int MaxTokensPerStep = 1 << 16;
@@ -31,6 +30,7 @@ public sealed unsafe class VulkanBackend : IBackend
     private readonly GpuBuffer _empty;
     private readonly ulong _alignment;
     private readonly uint _reduceWorkgroup;
+    private MatVecTuning? _matVec;
     private readonly LowRankUploader _lowRank = new();
     private readonly UnfusedProduct _unfused = new();
     private readonly ConditionalWeakTable<ITensorSource, Dictionary<string, VulkanTensor>> _codebooks = new();
@@ -70,6 +70,13 @@ public sealed unsafe class VulkanBackend : IBackend
     public VulkanContext Context => _context;
 
     internal CommandRecorder Recorder => _recorder;
+
+    /// <summary>How this device runs the mat-vec (MatVecTuning.For, on first use); tests set it to reach other variants.</summary>
+    internal MatVecTuning MatVec
+    {
+        get => _matVec ??= MatVecTuning.For(_context);
+        set => _matVec = value;
+    }
 
     /// <summary>Descriptor sets created so far: stays flat from the second step on.</summary>
     public int DescriptorSetCount => _descriptors.Count;
@@ -296,19 +303,25 @@ public sealed unsafe class VulkanBackend : IBackend
         var biasSlice = bias?.Slice ?? Whole(_empty);
         var aux = w.Aux ?? Whole(_empty);
         var norm = fusion.Norm is null ? Whole(_empty) : Tensor(fusion.Norm).Slice;
-        var matVec = tokens == 1 ? WeightKernel("matvec_", w, WeightPush.ProductBindings, [_reduceWorkgroup, MatVecRows]) : null;
-        var matMul = tokens == 1 ? null : WeightKernel("matmul_", w, WeightPush.ProductBindings, []);
+        uint fusions = (fusion.Norm is null ? 0 : WeightPush.FuseNorm) | (fusion.SwiGlu ? WeightPush.FuseSwiGlu : 0)
+            | (fusion.Accumulate ? WeightPush.FuseAccumulate : 0);
+        // Up to MaxColumns tokens (decode, small batches, speculative checks): the mat-vec, each weight read once for all.
+        var tuning = MatVec;
+        uint rows = MatVecRows(w);
+        var matVec = tokens <= tuning.MaxColumns
+            ? MatVecKernel(tuning.Variant("matvec_"), w, tuning.Constants(rows, tokens, inputColumns, fusions))
+            : null;
+        var matMul = matVec is null ? WeightKernel("matmul_", w, WeightPush.ProductBindings, []) : null;
         foreach (var chunk in w.Chunks)
         {
             var push = WeightPush.For(w, chunk, bias is not null, tokens, fusion.Outputs(w.Rows), inputColumns);
-            push.Fusion = (fusion.Norm is null ? 0 : WeightPush.FuseNorm) | (fusion.SwiGlu ? WeightPush.FuseSwiGlu : 0)
-                | (fusion.Accumulate ? WeightPush.FuseAccumulate : 0);
+            push.Fusion = fusions;
             push.NormEps = fusion.NormEps;
             BufferSlice[] slices = [Whole(chunk.Buffer), input.Slice, output.Slice, biasSlice, aux, Whole(_empty), norm];
             var access = fusion.Accumulate ? AccumulateAccess : LinearAccess;
             if (matVec is not null)
             {
-                var (gx, gy) = Groups(((uint)chunk.Rows + MatVecRows - 1) / MatVecRows);
+                var (gx, gy) = Groups(MatVecTuning.Groups(chunk.Rows, rows));
                 _recorder.Dispatch(matVec, slices, access, push, gx, gy);
             }
             else
@@ -534,7 +547,7 @@ public sealed unsafe class VulkanBackend : IBackend
         int expertRows = w.Rows / expertCount;
         if (w.Chunks.Any(c => c.FirstRow % expertRows != 0 || c.Rows % expertRows != 0))
             throw new ArgumentException($"tensor '{w.Info.Name}' was not uploaded as a stack of {expertCount} experts", nameof(experts));
-        if (expertCount > MaxGroupsPerDimension || k > MaxGroupsPerDimension || (expertRows + MatVecRows - 1) / MatVecRows > MaxGroupsPerDimension)
+        if (expertCount > MaxGroupsPerDimension || k > MaxGroupsPerDimension || MatVecTuning.Groups(expertRows, MatVecRows(w)) > MaxGroupsPerDimension)
             throw new NotSupportedException($"{expertCount} experts of {expertRows} rows, {k} per token, exceed one dispatch's workgroup counts");
         var table = Tensor(routing);
         int divisor = inputPerSlot ? 1 : k;
@@ -558,8 +571,11 @@ public sealed unsafe class VulkanBackend : IBackend
     /// </summary>
     private void ExpertProduct(VulkanWeightMatrix w, int expertRows, VulkanTensor routing, VulkanTensor input, int inputColumns, VulkanTensor output, int tokens, int k, int divisor)
     {
-        var kernel = WeightKernel(tokens == 1 ? "matvec_experts_" : "matmul_experts_", w, WeightPush.ProductBindings,
-            tokens == 1 ? [_reduceWorkgroup, MatVecRows] : []);
+        var tuning = MatVec;
+        uint rows = MatVecRows(w);
+        var kernel = tokens == 1
+            ? MatVecKernel(tuning.Variant("matvec_experts_"), w, tuning.Constants(rows, 1, inputColumns, 0))
+            : WeightKernel("matmul_experts_", w, WeightPush.ProductBindings, []);
         BufferSlice[] slices = [default, input.Slice, output.Slice, Whole(_empty), w.Aux ?? Whole(_empty), routing.Slice, Whole(_empty)];
         foreach (var chunk in w.Chunks)
         {
@@ -567,7 +583,7 @@ public sealed unsafe class VulkanBackend : IBackend
             var push = WeightPush.For(w, chunk, hasBias: false, tokens: divisor, outStride: 0, inputColumns);
             push.ExpertRows = (uint)expertRows;
             if (tokens == 1)
-                _recorder.Dispatch(kernel, slices, ExpertAccess, push, ((uint)expertRows + MatVecRows - 1) / MatVecRows, (uint)k);
+                _recorder.Dispatch(kernel, slices, ExpertAccess, push, MatVecTuning.Groups(expertRows, rows), (uint)k);
             else
                 _recorder.Dispatch(kernel, slices, ExpertAccess, push, (uint)(expertRows + 63) / 64, (uint)(tokens + 63) / 64, (uint)(w.Rows / expertRows));
         }
@@ -687,6 +703,22 @@ public sealed unsafe class VulkanBackend : IBackend
         var kernel = Kernel(name, 3, (uint)sizeof(ElementwisePush));
         var (gx, gy) = Groups((push.Count + 255) / 256);
         _recorder.Dispatch(kernel, [a, b, output], [Access.Read, Access.Read, Access.Write], push, gx, gy);
+    }
+
+    /// <summary>Rows per mat-vec workgroup for this matrix's format on this device.</summary>
+    private uint MatVecRows(VulkanWeightMatrix matrix) => MatVec.RowsFor(matrix.Info.Format.BitsPerWeight(matrix.Parameters));
+
+    /// <summary>A mat-vec pipeline: one per variant and set of specialization constants (MatVecTuning.Constants).</summary>
+    private ComputeKernel MatVecKernel(string op, VulkanWeightMatrix matrix, uint[] constants)
+    {
+        string variant = op + matrix.Info.Format.ShaderTag(matrix.Parameters);
+        string key = $"{variant}/{string.Join(',', constants)}";
+        if (!_kernels.TryGetValue(key, out var kernel))
+        {
+            kernel = new ComputeKernel(_context, variant, WeightPush.ProductBindings, (uint)sizeof(WeightPush), constants);
+            _kernels[key] = kernel;
+        }
+        return kernel;
     }
 
     private ComputeKernel Kernel(string name, int bindings, uint pushSize, params uint[] constants)
