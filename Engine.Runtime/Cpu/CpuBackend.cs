@@ -528,7 +528,7 @@ public sealed class CpuBackend : IBackend
         });
     }
 
-    public void MoeCombine(ITensor expertOutputs, ITensor routing, ITensor? shared, ITensor? sharedScale, ITensor output, int tokens, int k, int dim)
+    public void MoeCombine(ITensor expertOutputs, ITensor routing, ITensor? shared, ITensor? sharedScale, ITensor output, int tokens, int k, int dim, bool accumulate = false)
     {
         var y = Data(expertOutputs);
         var table = Data(routing);
@@ -542,7 +542,7 @@ public sealed class CpuBackend : IBackend
                 double sum = 0;
                 for (int j = 0; j < k; j++) sum += (double)table[MoeRouting.Weight(t * k + j)] * y[(t * k + j) * dim + d];
                 if (sharedOut is not null) sum += (scale?[t] ?? 1.0) * sharedOut[t * dim + d];
-                o[t * dim + d] = (float)sum;
+                o[t * dim + d] = accumulate ? o[t * dim + d] + (float)sum : (float)sum;
             }
         }
     }
@@ -595,5 +595,33 @@ public sealed class CpuBackend : IBackend
         double sum = Vector256.Sum(low + high);
         for (; i < a.Length; i++) sum += (double)a[i] * b[i];
         return sum;
+    }
+
+    public void TokenShiftMix(ITensor x, ITensor state, ITensor mixes, ITensor? tokenMixes, ReadOnlySpan<ITensor> outputs, int tokens, int dim, bool updateState)
+    {
+        if (outputs.Length is < 1 or > 6) throw new ArgumentException($"token shift takes 1 to 6 outputs, got {outputs.Length}", nameof(outputs));
+        if (tokens <= 0) return;
+        var input = Data(x);
+        var last = Data(state);
+        var mix = Data(mixes);
+        var perToken = tokenMixes is null ? null : Data(tokenMixes);
+        int count = outputs.Length;
+        for (int i = 0; i < count; i++)
+        {
+            var output = Data(outputs[i]);
+            for (int t = 0; t < tokens; t++)
+            {
+                for (int c = 0; c < dim; c++)
+                {
+                    float current = input[t * dim + c];
+                    float previous = t == 0 ? last[c] : input[(t - 1) * dim + c];
+                    float m = perToken is null ? mix[i * dim + c] : mix[i * dim + c] + perToken[(t * count + i) * dim + c];
+                    // The arithmetic of Sub, Mul and Add one after another: shift = previous - current; current + shift·m.
+                    float product = (previous - current) * m;
+                    output[t * dim + c] = product + current;
+                }
+            }
+        }
+        if (updateState) Array.Copy(input, (tokens - 1) * dim, last, 0, dim);
     }
 }

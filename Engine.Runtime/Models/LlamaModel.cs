@@ -117,8 +117,7 @@ public sealed class LlamaModel : ILanguageModel
         _attention = backend.Allocate(b * qDim);
         _feedForwardScratch = new FeedForwardScratch(backend, b, _dim, [.. _layers.Select(l => l.FeedForward)]);
         var finalNorm = loader.Vector("model.norm.weight", _dim);
-        _output = new OutputHead(backend, _head, _x, _normed, (t, rows) => backend.RmsNorm(t, finalNorm, t, rows, _dim, _eps),
-            _dim, _vocab, b, MaxContext);
+        _output = new OutputHead(backend, _head, _x, _normed, ProductFusion.RmsNormed(finalNorm, _eps), _dim, _vocab, b, MaxContext);
     }
 
     /// <summary>q, k and v as one product when their format allows, else three (with their biases, if any).</summary>

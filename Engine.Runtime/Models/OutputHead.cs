@@ -15,13 +15,27 @@ internal sealed class OutputHead
     private readonly IBackend _backend;
     private readonly IWeightMatrix _head;               // [V, D]
     private readonly ITensor _hidden, _normed, _logits;  // [B, D], [B, D], [min(B, Rows), V]
-    private readonly Action<ITensor, int> _finalNorm;    // normalises the first rows of a tensor in place
+    private readonly Action<ITensor, int>? _finalNorm;   // normalises the first rows of a tensor in place
+    private readonly ProductFusion _headFusion;          // or an RMSNorm folded into the head's product
     private readonly int _dim, _vocab, _maxBatch, _maxContext;
 
     public OutputHead(IBackend backend, IWeightMatrix head, ITensor hidden, ITensor normed, Action<ITensor, int> finalNorm,
         int dim, int vocab, int maxBatch, int maxContext)
+        : this(backend, head, hidden, normed, finalNorm, default, dim, vocab, maxBatch, maxContext)
     {
-        (_backend, _head, _hidden, _normed, _finalNorm) = (backend, head, hidden, normed, finalNorm);
+    }
+
+    /// <summary>A head whose final norm is an RMSNorm, folded into the head's product.</summary>
+    public OutputHead(IBackend backend, IWeightMatrix head, ITensor hidden, ITensor normed, ProductFusion rmsNorm,
+        int dim, int vocab, int maxBatch, int maxContext)
+        : this(backend, head, hidden, normed, null, rmsNorm, dim, vocab, maxBatch, maxContext)
+    {
+    }
+
+    private OutputHead(IBackend backend, IWeightMatrix head, ITensor hidden, ITensor normed, Action<ITensor, int>? finalNorm, ProductFusion headFusion,
+        int dim, int vocab, int maxBatch, int maxContext)
+    {
+        (_backend, _head, _hidden, _normed, _finalNorm, _headFusion) = (backend, head, hidden, normed, finalNorm, headFusion);
         (_dim, _vocab, _maxBatch, _maxContext) = (dim, vocab, maxBatch, maxContext);
         _logits = backend.Allocate(Math.Min(maxBatch, Rows) * vocab);
     }
@@ -56,9 +70,14 @@ internal sealed class OutputHead
         for (int done = 0; done < count; done += Rows)
         {
             int rows = Math.Min(Rows, count - done);
-            _backend.Copy(_hidden, (first + done) * _dim, _normed, 0, rows * _dim);
-            _finalNorm(_normed, rows);
-            _backend.Linear(_head, null, _normed, _logits, rows);
+            var input = _hidden;
+            if (first + done > 0 || _finalNorm is not null)
+            {
+                _backend.Copy(_hidden, (first + done) * _dim, _normed, 0, rows * _dim);
+                input = _normed;
+            }
+            _finalNorm?.Invoke(_normed, rows);
+            _backend.Linear(_head, null, input, _logits, rows, _headFusion);
             _backend.Read(_logits, destination.Slice(done * _vocab, rows * _vocab));
         }
     }

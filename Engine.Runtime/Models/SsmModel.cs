@@ -89,7 +89,7 @@ public abstract class SsmModel : ILanguageModel
         _blockNorms = Enumerable.Range(0, config.LayerCount).Select(i => loader.Vector($"backbone.layers.{i}.norm.weight", Dim)).ToArray();
         _x = backend.Allocate(MaxBatch * Dim);
         Normed = backend.Allocate(MaxBatch * Dim);
-        _output = new OutputHead(backend, _head, _x, Normed, (t, rows) => backend.RmsNorm(t, finalNorm, t, rows, Dim, Eps),
+        _output = new OutputHead(backend, _head, _x, Normed, ProductFusion.RmsNormed(finalNorm, Eps),
             Dim, Vocab, MaxBatch, MaxContext);
     }
 

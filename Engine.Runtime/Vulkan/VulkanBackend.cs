@@ -605,7 +605,7 @@ public sealed unsafe class VulkanBackend : IBackend
         }
     }
 
-    public void MoeCombine(ITensor expertOutputs, ITensor routing, ITensor? shared, ITensor? sharedScale, ITensor output, int tokens, int k, int dim)
+    public void MoeCombine(ITensor expertOutputs, ITensor routing, ITensor? shared, ITensor? sharedScale, ITensor output, int tokens, int k, int dim, bool accumulate = false)
     {
         var kernel = Kernel("moe_combine", 5, (uint)sizeof(MoeCombinePush));
         var (gx, gy) = Groups((uint)(tokens * dim + 63) / 64);
@@ -613,7 +613,7 @@ public sealed unsafe class VulkanBackend : IBackend
             [Tensor(routing).Slice, Tensor(expertOutputs).Slice, shared is null ? Whole(_empty) : Tensor(shared).Slice,
                 sharedScale is null ? Whole(_empty) : Tensor(sharedScale).Slice, Tensor(output).Slice],
             [Access.Read, Access.Read, Access.Read, Access.Read, Access.Write],
-            new MoeCombinePush((uint)tokens, (uint)k, (uint)dim, shared is null ? 0u : 1u, sharedScale is null ? 0u : 1u), gx, gy);
+            new MoeCombinePush((uint)tokens, (uint)k, (uint)dim, shared is null ? 0u : 1u, sharedScale is null ? 0u : 1u, accumulate ? 1u : 0u), gx, gy);
     }
 
     public void RopePositions(ITensor x, ITensor table, ITensor positions, int tokens, int heads, int headDim, int section0, int section1, RopeLayout layout)
@@ -629,6 +629,39 @@ public sealed unsafe class VulkanBackend : IBackend
         var kernel = Kernel("softmax", 1, (uint)sizeof(SoftmaxPush), _reduceWorkgroup);
         var (gx, gy) = Groups((uint)rows);
         _recorder.Dispatch(kernel, [Tensor(x).Slice], [Access.Write], new SoftmaxPush((uint)rows, (uint)cols), gx, gy);
+    }
+
+    /// <summary>
+    /// One dispatch: an invocation per channel and chunk of 16 tokens (workgroup layers z), the chunk of token 0
+    /// reading the channel's carried row and then alone writing its new value. Bindings: x, mixes, state, token mixes
+    /// (the mixes when absent), outputs 0..5 (unused slots bind output 0 again and are never touched).
+    /// </summary>
+    public void TokenShiftMix(ITensor x, ITensor state, ITensor mixes, ITensor? tokenMixes, ReadOnlySpan<ITensor> outputs, int tokens, int dim, bool updateState)
+    {
+        const int maxOutputs = 6;
+        if (outputs.Length is < 1 or > maxOutputs) throw new ArgumentException($"token shift takes 1 to {maxOutputs} outputs, got {outputs.Length}", nameof(outputs));
+        if (tokens <= 0 || dim <= 0) return;
+        var slices = new BufferSlice[4 + maxOutputs];
+        var access = new Access[slices.Length];
+        slices[0] = Tensor(x).Slice;
+        slices[1] = Tensor(mixes).Slice;
+        slices[2] = Tensor(state).Slice;
+        slices[3] = Tensor(tokenMixes ?? mixes).Slice;
+        access[2] = updateState ? Access.Write : Access.Read;
+        for (int i = 0; i < maxOutputs; i++)
+        {
+            slices[4 + i] = Tensor(outputs[i < outputs.Length ? i : 0]).Slice;
+            access[4 + i] = Access.Write;
+        }
+        var kernel = Kernel("token_shift", slices.Length, (uint)sizeof(ElementwisePush));
+        // elementwise.comp's block, as OP_TOKEN_SHIFT reads it: count = dim, function = flags, bLength = outputs, width = tokens.
+        var push = new ElementwisePush
+        {
+            Count = (uint)dim, Function = (updateState ? 1u : 0u) | (tokenMixes is null ? 0u : 2u), BLength = (uint)outputs.Length, Width = (uint)tokens,
+        };
+        const int tokenChunk = 16;   // TOKEN_CHUNK of elementwise.comp
+        var (gx, gy) = Groups(((uint)dim + 255) / 256);
+        _recorder.Dispatch(kernel, slices, access, push, gx, gy, (uint)((tokens + tokenChunk - 1) / tokenChunk));
     }
 
     public void Read(ITensor tensor, Span<float> destination)
@@ -757,8 +790,9 @@ public sealed unsafe class VulkanBackend : IBackend
     }
     private readonly record struct WkvPush(uint Tokens, uint Heads, uint HeadSize);
     private readonly record struct MoeRoutePush(uint Tokens, uint Experts, uint K, uint Normalize, float Scale);
-    private readonly record struct MoeCombinePush(uint Tokens, uint K, uint Dim, uint HasShared, uint HasSharedScale);
+    private readonly record struct MoeCombinePush(uint Tokens, uint K, uint Dim, uint HasShared, uint HasSharedScale, uint Accumulate);
     private readonly record struct RopePositionsPush(uint Tokens, uint Heads, uint HeadDim, uint Pos0, uint RotateHalf, uint Section0, uint Section1);
     private readonly record struct SoftmaxPush(uint Rows, uint Cols);
     private readonly record struct HadamardPush(uint RowLength, uint SourceLength, uint Block, uint OutputSide, uint HasBias, uint Divisor);
+    /// <summary>elementwise.comp's Push block as OP_TOKEN_SHIFT reads it: count = dim, function = flags (1 update the state, 2 token mixes), bLength = outputs, width = tokens.</summary>
 }

@@ -8,7 +8,9 @@ namespace Engine.Runtime.Vulkan;
 /// Owns the Vulkan instance, the chosen physical device, the logical device, its compute queue and a command pool.
 /// Device choice: the index given (command line, else the ENGINE_DEVICE environment variable), else the first
 /// discrete GPU, then integrated, then virtual, then CPU implementations such as Mesa's lavapipe.
-/// Validation layers are enabled when ENGINE_VULKAN_VALIDATION=1.
+/// Validation layers are enabled when ENGINE_VULKAN_VALIDATION=1. Optional features (16- and 8-bit storage and
+/// types, subgroup arithmetic, integer dot products, cooperative matrices) are enabled where the device has them,
+/// less those ENGINE_VULKAN_DISABLE names; <see cref="Features"/> says which, so kernels can choose their variants.
 /// </summary>
 public sealed unsafe class VulkanContext : IDisposable
 {
@@ -25,13 +27,19 @@ public sealed unsafe class VulkanContext : IDisposable
     public uint QueueFamily { get; }
     public CommandPool CommandPool { get; }
     public VulkanDeviceInfo Info { get; }
+
+    /// <summary>The optional features enabled on <see cref="Device"/> (the same as <c>Info.Features</c>).</summary>
+    public DeviceFeatures Features => Info.Features;
+
+    /// <summary>The Vulkan version the device is used at (major.minor, packed): the lower of the instance's and the device's.</summary>
+    public uint ApiVersion { get; }
     public PhysicalDeviceLimits Limits { get; }
     public PhysicalDeviceMemoryProperties MemoryProperties { get; }
 
     /// <summary>The largest byte range one storage-buffer descriptor may cover.</summary>
     public ulong MaxBindingRange => Math.Min(Limits.MaxStorageBufferRange, 1UL << 31);
 
-    private VulkanContext(Vk vk, Instance instance, int? requestedIndex)
+    private VulkanContext(Vk vk, Instance instance, uint instanceApiVersion, int? requestedIndex, DeviceFeatureSet disabled)
     {
         Vk = vk;
         Instance = instance;
@@ -42,7 +50,9 @@ public sealed unsafe class VulkanContext : IDisposable
         if (index < 0 || index >= devices.Length)
             throw new VulkanException($"device {index} does not exist: {devices.Length} Vulkan device(s) found (see 'engine devices')");
         PhysicalDevice = devices[index];
-        Info = Describe(vk, PhysicalDevice, index);
+        var probe = DeviceFeatureProbe.Query(vk, instance, instanceApiVersion, PhysicalDevice);
+        ApiVersion = probe.ApiVersion;
+        Info = Describe(vk, PhysicalDevice, index, probe.Supported.Without(disabled));
         vk.GetPhysicalDeviceProperties(PhysicalDevice, out var properties);
         Limits = properties.Limits;
         vk.GetPhysicalDeviceMemoryProperties(PhysicalDevice, out var memory);
@@ -57,13 +67,7 @@ public sealed unsafe class VulkanContext : IDisposable
             QueueCount = 1,
             PQueuePriorities = &priority,
         };
-        var deviceInfo = new DeviceCreateInfo
-        {
-            SType = StructureType.DeviceCreateInfo,
-            QueueCreateInfoCount = 1,
-            PQueueCreateInfos = &queueInfo,
-        };
-        VulkanException.Check(vk.CreateDevice(PhysicalDevice, in deviceInfo, null, out var device), "vkCreateDevice");
+        VulkanException.Check(probe.CreateDevice(vk, PhysicalDevice, Info.Features, &queueInfo, out var device), "vkCreateDevice");
         Device = device;
         vk.GetDeviceQueue(Device, QueueFamily, 0, out var queue);
         Queue = queue;
@@ -77,15 +81,22 @@ public sealed unsafe class VulkanContext : IDisposable
         CommandPool = pool;
     }
 
-    /// <summary>Opens a device; <paramref name="deviceIndex"/> null means ENGINE_DEVICE, else the best device.</summary>
-    public static VulkanContext Create(int? deviceIndex = null)
+    /// <summary>
+    /// Opens a device; <paramref name="deviceIndex"/> null means ENGINE_DEVICE, else the best device. Optional
+    /// features are enabled where present, less those ENGINE_VULKAN_DISABLE names.
+    /// </summary>
+    public static VulkanContext Create(int? deviceIndex = null) =>
+        Create(deviceIndex, DeviceFeatures.DisabledFromEnvironment());
+
+    /// <summary>Opens a device with the features in <paramref name="disabled"/> left off (ENGINE_VULKAN_DISABLE is not read).</summary>
+    public static VulkanContext Create(int? deviceIndex, DeviceFeatureSet disabled)
     {
         deviceIndex ??= IndexFromEnvironment();
         var vk = LoadApi();
-        var instance = CreateInstance(vk);
+        var (instance, apiVersion) = CreateInstance(vk);
         try
         {
-            return new VulkanContext(vk, instance, deviceIndex);
+            return new VulkanContext(vk, instance, apiVersion, deviceIndex, disabled);
         }
         catch
         {
@@ -95,16 +106,21 @@ public sealed unsafe class VulkanContext : IDisposable
         }
     }
 
-    /// <summary>Every device the loader sees, marking none as chosen.</summary>
-    public static IReadOnlyList<VulkanDeviceInfo> ListDevices(out int defaultIndex)
+    /// <summary>Every device the loader sees, with the features it would get (less ENGINE_VULKAN_DISABLE's); opens none.</summary>
+    public static IReadOnlyList<VulkanDeviceInfo> ListDevices(out int defaultIndex) =>
+        ListDevices(DeviceFeatures.DisabledFromEnvironment(), out defaultIndex);
+
+    /// <summary>Every device the loader sees, with the features it would get less <paramref name="disabled"/>; opens none.</summary>
+    public static IReadOnlyList<VulkanDeviceInfo> ListDevices(DeviceFeatureSet disabled, out int defaultIndex)
     {
         using var vk = LoadApi();
-        var instance = CreateInstance(vk);
+        var (instance, apiVersion) = CreateInstance(vk);
         try
         {
             var devices = PhysicalDevices(vk, instance);
             defaultIndex = devices.Length == 0 ? -1 : IndexFromEnvironment() ?? ChooseDefault(vk, devices);
-            return devices.Select((d, i) => Describe(vk, d, i)).ToList();
+            return devices.Select((d, i) =>
+                Describe(vk, d, i, DeviceFeatureProbe.Query(vk, instance, apiVersion, d).Supported.Without(disabled))).ToList();
         }
         finally
         {
@@ -155,8 +171,13 @@ public sealed unsafe class VulkanContext : IDisposable
         }
     }
 
-    private static Instance CreateInstance(Vk vk)
+    /// <summary>
+    /// An instance at Vulkan 1.3 where the loader has it (so 1.3 devices get their 1.3 features), else 1.2;
+    /// returns the version asked for.
+    /// </summary>
+    private static (Instance Instance, uint ApiVersion) CreateInstance(Vk vk)
     {
+        uint apiVersion = InstanceVersion(vk) >= Vk.Version13 ? Vk.Version13 : Vk.Version12;
         var appName = (byte*)SilkMarshal.StringToPtr("engine");
         string[] layers = Environment.GetEnvironmentVariable(ValidationEnvironmentVariable) == "1"
             ? ["VK_LAYER_KHRONOS_validation"]
@@ -169,7 +190,7 @@ public sealed unsafe class VulkanContext : IDisposable
                 SType = StructureType.ApplicationInfo,
                 PApplicationName = appName,
                 PEngineName = appName,
-                ApiVersion = Vk.Version12,
+                ApiVersion = apiVersion,
             };
             var info = new InstanceCreateInfo
             {
@@ -184,12 +205,26 @@ public sealed unsafe class VulkanContext : IDisposable
             if (result == Result.ErrorIncompatibleDriver)
                 throw new VulkanException("no Vulkan driver found (on a machine without a GPU install Mesa's lavapipe: apt-get install mesa-vulkan-drivers)");
             VulkanException.Check(result, "vkCreateInstance");
-            return instance;
+            return (instance, apiVersion);
         }
         finally
         {
             SilkMarshal.Free((nint)appName);
             SilkMarshal.Free((nint)layerNames);
+        }
+    }
+
+    /// <summary>The loader's instance version (1.0 where vkEnumerateInstanceVersion does not exist).</summary>
+    private static uint InstanceVersion(Vk vk)
+    {
+        try
+        {
+            uint version = 0;
+            return vk.EnumerateInstanceVersion(ref version) == Result.Success ? version : Vk.Version10;
+        }
+        catch (Exception e) when (e is EntryPointNotFoundException or InvalidOperationException)
+        {
+            return Vk.Version10;
         }
     }
 
@@ -233,7 +268,7 @@ public sealed unsafe class VulkanContext : IDisposable
         throw new VulkanException("the selected Vulkan device has no compute queue");
     }
 
-    private static VulkanDeviceInfo Describe(Vk vk, PhysicalDevice device, int index)
+    private static VulkanDeviceInfo Describe(Vk vk, PhysicalDevice device, int index, DeviceFeatures features)
     {
         vk.GetPhysicalDeviceProperties(device, out var properties);
         string name = Marshal.PtrToStringUTF8((nint)properties.DeviceName) ?? "unknown";
@@ -246,9 +281,6 @@ public sealed unsafe class VulkanContext : IDisposable
             if ((memory.MemoryHeaps[h].Flags & MemoryHeapFlags.DeviceLocalBit) != 0)
                 local = Math.Max(local, (long)memory.MemoryHeaps[h].Size);
         }
-        var subgroup = new PhysicalDeviceSubgroupProperties { SType = StructureType.PhysicalDeviceSubgroupProperties };
-        var properties2 = new PhysicalDeviceProperties2 { SType = StructureType.PhysicalDeviceProperties2, PNext = &subgroup };
-        vk.GetPhysicalDeviceProperties2(device, &properties2);
         string kind = properties.DeviceType switch
         {
             PhysicalDeviceType.DiscreteGpu => "discrete GPU",
@@ -257,6 +289,6 @@ public sealed unsafe class VulkanContext : IDisposable
             PhysicalDeviceType.Cpu => "CPU",
             _ => "other",
         };
-        return new VulkanDeviceInfo(index, name, kind, version, local, properties.Limits.MaxStorageBufferRange, subgroup.SubgroupSize);
+        return new VulkanDeviceInfo(index, name, kind, version, local, properties.Limits.MaxStorageBufferRange, features.SubgroupSize, features);
     }
 }

@@ -1,6 +1,6 @@
 namespace Engine.Runtime.Vulkan;
 
-/// <summary>A physical device as the Vulkan loader reports it.</summary>
+/// <summary>A physical device as the Vulkan loader reports it, with the optional features it gets (<see cref="DeviceFeatures"/>).</summary>
 public sealed record VulkanDeviceInfo(
     int Index,
     string Name,
@@ -8,7 +8,8 @@ public sealed record VulkanDeviceInfo(
     string ApiVersion,
     long DeviceLocalBytes,
     ulong MaxStorageBufferRange,
-    uint SubgroupSize)
+    uint SubgroupSize,
+    DeviceFeatures Features)
 {
     /// <summary>A CPU implementation of Vulkan, such as Mesa's lavapipe.</summary>
     public bool IsCpu => Kind == "CPU";

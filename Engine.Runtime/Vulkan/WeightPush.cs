@@ -5,7 +5,7 @@ namespace Engine.Runtime.Vulkan;
 /// <summary>The push constants of every weight op (mat-vec, mat-mat, embedding): mirrors `Push` in weights.glsl.</summary>
 internal unsafe struct WeightPush
 {
-    public const int MaxStreams = 10;
+    public const int MaxStreams = 9;
 
     /// <summary>Weights, input, output, bias, auxiliary table.</summary>
     public const int Bindings = 5;

@@ -19,7 +19,7 @@
 //              then half the matrix rows). Chunks always hold whole pairs.
 //   FUSE_ACCUMULATE: the value is added to what y holds (a residual stream) instead of replacing it.
 
-#define MAX_STREAMS 10
+#define MAX_STREAMS 9   // SEFP at 7 bits: exponents, signs, 7 planes; 9 keeps the block within the 128 bytes every device allows
 
 layout(std430, binding = 0) readonly buffer WeightWords { uint words[]; };
 layout(std430, binding = 0) readonly buffer WeightQuads { uvec4 quads[]; };  // the same bytes, for 16-byte loads
