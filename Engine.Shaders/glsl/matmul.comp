@@ -69,6 +69,9 @@ layout(std430, binding = 5) buffer PartialBuffer { float partial[]; };
 layout(std430, binding = 6) readonly buffer NormBuffer { float normWeight[]; };
 layout(std430, binding = 6) readonly buffer NormQuads { vec4 normWeight4[]; };
 
+// Staged slabs as floats: an invocation's 4-row (4-token) block is 4 adjacent floats at a 16-byte aligned index,
+// which GPU compilers read as one 16-byte load. (Not vec4 arrays: a store to one component of a shared vec4 may be
+// lowered to a read-modify-write of the whole vec4, racing with the invocations that store its other components.)
 shared float tileW[WSHARED];  // staged: [buffer][k][row]; after the column loop, the squares' reduction
 shared float tileX[XSHARED];  // staged: [buffer][k][token]
 shared vec4 tileOut[BK == 0u ? WORKGROUP * TM * TN / 4u : 1u];  // direct: each invocation's scaled outputs [row][token]
