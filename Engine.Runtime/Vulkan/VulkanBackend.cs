@@ -37,6 +37,7 @@ public sealed unsafe class VulkanBackend : IBackend
     private ITensor? _rotatedInput;
     private ITensor? _rotatedOutput;
     private ITensor? _ssdScratch;
+    private ITensor? _matMulPartial;
     private GpuBuffer? _readback;
     private GpuBuffer? _arenaBlock;
     private ulong _arenaUsed;
@@ -311,7 +312,6 @@ public sealed unsafe class VulkanBackend : IBackend
         var matVec = tokens <= tuning.MaxColumns
             ? MatVecKernel(tuning.Variant("matvec_"), w, tuning.Constants(rows, tokens, inputColumns, fusions))
             : null;
-        var matMul = matVec is null ? WeightKernel("matmul_", w, WeightPush.ProductBindings, []) : null;
         foreach (var chunk in w.Chunks)
         {
             var push = WeightPush.For(w, chunk, bias is not null, tokens, fusion.Outputs(w.Rows), inputColumns);
@@ -326,10 +326,68 @@ public sealed unsafe class VulkanBackend : IBackend
             }
             else
             {
-                _recorder.Dispatch(matMul!, slices, access, push, (uint)((chunk.Rows + 63) / 64), (uint)((tokens + 63) / 64));
+                MatMul(w, chunk, push, slices, access, tokens);
             }
         }
     }
+
+    /// <summary>Tests: forces the mat-mat tiling of every product (null: chosen per device and shape, <see cref="MatMulTiling.Choose"/>).</summary>
+    internal MatMulTiling? MatMulTilingOverride { get; set; }
+
+    private MatMulTiling ChooseMatMul(int rows, int columns, int tokens, bool experts)
+    {
+        var tiling = MatMulTilingOverride ?? MatMulTiling.Choose(_context.Info, rows, columns, tokens, experts);
+        if (experts) tiling = tiling with { Split = 1 };
+        tiling.Check(_context.Limits.MaxComputeSharedMemorySize);
+        return tiling;
+    }
+
+    /// <summary>The mat-mat pipeline of a weight format at a tiling (one pipeline per format and specialization).</summary>
+    private ComputeKernel MatMulKernel(string op, VulkanWeightMatrix w, uint[] constants)
+    {
+        string name = op + w.Info.Format.ShaderTag(w.Parameters);
+        string key = name + "#" + string.Join(',', constants);
+        if (!_kernels.TryGetValue(key, out var kernel))
+        {
+            kernel = new ComputeKernel(_context, name, WeightPush.ProductBindings, (uint)sizeof(WeightPush), constants);
+            _kernels[key] = kernel;
+        }
+        return kernel;
+    }
+
+    /// <summary>
+    /// One chunk's mat-mat product (matmul.comp): a workgroup per tile of rows and tokens; with split-k, partial sums
+    /// per column range into a scratch tensor (binding 5), then the same shader with REDUCE adds them up and applies the epilogue.
+    /// </summary>
+    private void MatMul(VulkanWeightMatrix w, VulkanWeightMatrix.Chunk chunk, WeightPush push, BufferSlice[] slices, Access[] access, int tokens)
+    {
+        var tiling = ChooseMatMul(chunk.Rows, (int)push.Cols, tokens, experts: false);
+        bool vec4 = push.Cols % 4 == 0;
+        // The partial sums must fit one binding.
+        long maxFloats = (long)(_context.MaxBindingRange / sizeof(float));
+        while (tiling.Split > 1 && (long)tiling.Split * tokens * (chunk.Rows + 1) > maxFloats) tiling = tiling with { Split = tiling.Split - 1 };
+        uint groupsX = ((uint)chunk.Rows + tiling.TileRows - 1) / tiling.TileRows;
+        uint groupsY = ((uint)tokens + tiling.TileTokens - 1) / tiling.TileTokens;
+        if (groupsY > MaxGroupsPerDimension)
+            throw new NotSupportedException($"{tokens} tokens exceed one mat-mat dispatch's workgroup counts");
+        var kernel = MatMulKernel("matmul_", w, tiling.Constants(vec4));
+        if (tiling.Split == 1)
+        {
+            _recorder.Dispatch(kernel, slices, access, push, groupsX, groupsY);
+            return;
+        }
+        var partial = Tensor(ScratchTensor.Ensure(this, ref _matMulPartial, (long)tiling.Split * tokens * (chunk.Rows + 1))).Slice;
+        BufferSlice[] splitSlices = [.. slices];
+        splitSlices[5] = partial;
+        _recorder.Dispatch(kernel, splitSlices, SplitAccess, push, groupsX, groupsY, tiling.Split);
+        uint outputs = (push.Fusion & WeightPush.FuseSwiGlu) != 0 ? (uint)chunk.Rows / 2 : (uint)chunk.Rows;
+        _recorder.Dispatch(MatMulKernel("matmul_", w, tiling.ReduceConstants(vec4)), splitSlices, ReduceAccess, push,
+            (outputs + MatMulTiling.ReduceWorkgroup - 1) / MatMulTiling.ReduceWorkgroup, (uint)tokens);
+    }
+
+    // Split-k: the column ranges write partial sums (binding 5) and leave y alone; the reduction reads them and writes y.
+    private static readonly Access[] SplitAccess = [Access.Read, Access.Read, Access.Read, Access.Read, Access.Read, Access.Write, Access.Read];
+    private static readonly Access[] ReduceAccess = [Access.Read, Access.Read, Access.Write, Access.Read, Access.Read, Access.Read, Access.Read];
 
     public void RmsNorm(ITensor x, ITensor weight, ITensor y, int rows, int dim, float eps) =>
         Norm("rmsnorm", x, weight, null, y, rows, dim, eps);
@@ -573,9 +631,10 @@ public sealed unsafe class VulkanBackend : IBackend
     {
         var tuning = MatVec;
         uint rows = MatVecRows(w);
+        var tiling = tokens == 1 ? default : ChooseMatMul(expertRows, inputColumns, tokens, experts: true);
         var kernel = tokens == 1
             ? MatVecKernel(tuning.Variant("matvec_experts_"), w, tuning.Constants(rows, 1, inputColumns, 0))
-            : WeightKernel("matmul_experts_", w, WeightPush.ProductBindings, []);
+            : MatMulKernel("matmul_experts_", w, tiling.Constants(inputColumns % 4 == 0));
         BufferSlice[] slices = [default, input.Slice, output.Slice, Whole(_empty), w.Aux ?? Whole(_empty), routing.Slice, Whole(_empty)];
         foreach (var chunk in w.Chunks)
         {
@@ -585,7 +644,8 @@ public sealed unsafe class VulkanBackend : IBackend
             if (tokens == 1)
                 _recorder.Dispatch(kernel, slices, ExpertAccess, push, MatVecTuning.Groups(expertRows, rows), (uint)k);
             else
-                _recorder.Dispatch(kernel, slices, ExpertAccess, push, (uint)(expertRows + 63) / 64, (uint)(tokens + 63) / 64, (uint)(w.Rows / expertRows));
+                _recorder.Dispatch(kernel, slices, ExpertAccess, push, ((uint)expertRows + tiling.TileRows - 1) / tiling.TileRows,
+                    ((uint)tokens + tiling.TileTokens - 1) / tiling.TileTokens, (uint)(w.Rows / expertRows));
         }
     }
 
