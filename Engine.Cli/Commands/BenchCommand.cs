@@ -20,7 +20,11 @@ public static class BenchCommand
     {
         var model = CommonOptions.Model(required: false);
         var prompt = new Option<int>("--n-prompt", "-p") { Description = "Prompt tokens for the pp test (0 skips it)", DefaultValueFactory = _ => 512 };
-        var generate = new Option<int>("--n-gen", "-n") { Description = "Generated tokens for the tg tests, greedy and sampled (0 skips them)", DefaultValueFactory = _ => 128 };
+        var generate = new Option<int>("--n-gen", "-n") { Description = "Generated tokens for the tg tests (greedy, and sampled with --sampled; 0 skips them)", DefaultValueFactory = _ => 128 };
+        var sampled = new Option<bool>("--sampled")
+        {
+            Description = "Also time sampled generation (tgN sampled: temperature 0.8, top-k 40, top-p 0.95, min-p 0.05, logits read and sampled on the host as generate does)",
+        };
         var repetitions = new Option<int>("--repetitions", "-r") { Description = "Repetitions of each test", DefaultValueFactory = _ => 5 };
         var matvec = new Option<string?>("--matvec")
         {
@@ -46,11 +50,12 @@ public static class BenchCommand
         var sefpBits = CommonOptions.SefpBits();
         var command = new Command("bench", "Measure prompt and generation tokens/s of a model, or mat-vec GB/s per weight format")
         {
-            model, prompt, generate, repetitions, matvec, architectures, types, iterations, output, backend, device, sefpBits,
+            model, prompt, generate, sampled, repetitions, matvec, architectures, types, iterations, output, backend, device, sefpBits,
         };
         command.SetAction(parse =>
         {
             int reps = parse.GetValue(repetitions);
+            bool withSampled = parse.GetValue(sampled);
             if (reps < 1) throw new ArgumentException("--repetitions must be at least 1");
             var options = new ModelOptions { Backend = parse.GetValue(backend), DeviceIndex = parse.GetValue(device), SefpBits = parse.GetValue(sefpBits) };
             string? shapes = parse.GetValue(matvec);
@@ -86,7 +91,7 @@ public static class BenchCommand
                         Console.Error.WriteLine($"{name}: making random {WeightTypes.Get(type).Name} weights at its 1B-class shape…");
                         using var weights = new SyntheticTensors(type);
                         using var loaded = ModelLoader.Load(config, weights, modelOptions);
-                        foreach (var row in ModelBenchmark.Run(loaded, p, n, reps, sampled: true))
+                        foreach (var row in ModelBenchmark.Run(loaded, p, n, reps, sampled: withSampled))
                             report.Add($"{name} 1B (random)", loaded.Backend.DeviceName, row);
                     }
                 }
@@ -95,7 +100,7 @@ public static class BenchCommand
             {
                 using var loaded = ModelLoader.Load(modelPath!, modelOptions);
                 string subject = Path.GetFileName(Path.TrimEndingDirectorySeparator(modelPath!));
-                foreach (var row in ModelBenchmark.Run(loaded, p, n, reps, sampled: true))
+                foreach (var row in ModelBenchmark.Run(loaded, p, n, reps, sampled: withSampled))
                     report.Add(subject, loaded.Backend.DeviceName, row);
             }
             report.Finish();
