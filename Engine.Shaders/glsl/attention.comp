@@ -312,33 +312,42 @@ void main()
             }
             barrier();
 
+            // Scores of every row slot against this lane's keys: each key value read once for all the slots.
+            // A group with fewer rows than slots computes its last slots on a stand-in row and writes nothing for them.
+            float s[ROWS_PER_LANES * KEYS_PER_LANE];
+            for (uint i = 0; i < ROWS_PER_LANES * KEYS_PER_LANE; i++) s[i] = 0.0;
+            for (uint d = 0; d < p.headDim; d++)
+            {
+                float key[KEYS_PER_LANE];
+                for (uint e = 0; e < KEYS_PER_LANE; e++) key[e] = keys[(lane + e * ROW_LANES) * KEY_STRIDE + d];
+                for (uint k = 0; k < ROWS_PER_LANES; k++)
+                {
+                    if (k >= slots) break;
+                    uint slot = laneGroup + k * LANE_GROUPS;
+                    float qd = queries[(slot < blockRows ? slot : 0u) * MAX_D + d];
+                    for (uint e = 0; e < KEYS_PER_LANE; e++) s[k * KEYS_PER_LANE + e] += qd * key[e];
+                }
+            }
+
             for (uint k = 0; k < ROWS_PER_LANES; k++)
             {
                 if (k >= slots) break;   // uniform: slots is the same for the whole workgroup
-                // A group with fewer rows than slots computes its last slot on a stand-in row and writes nothing.
                 bool live = laneGroup + k * LANE_GROUPS < blockRows;
                 uint rowSlot = live ? laneGroup + k * LANE_GROUPS : 0u;
-                float s[KEYS_PER_LANE];
-                for (uint e = 0; e < KEYS_PER_LANE; e++) s[e] = 0.0;
-                for (uint d = 0; d < p.headDim; d++)
-                {
-                    float qd = queries[rowSlot * MAX_D + d];
-                    for (uint e = 0; e < KEYS_PER_LANE; e++) s[e] += qd * keys[(lane + e * ROW_LANES) * KEY_STRIDE + d];
-                }
                 float localMax = NEG_INF;
                 for (uint e = 0; e < KEYS_PER_LANE; e++)
                 {
                     uint c = lane + e * ROW_LANES;
                     uint j = j0 + c;
-                    s[e] = c < count && j >= myLo[k] && j < myHi[k] ? s[e] : NEG_INF;
-                    localMax = max(localMax, s[e]);
+                    s[k * KEYS_PER_LANE + e] = c < count && j >= myLo[k] && j < myHi[k] ? s[k * KEYS_PER_LANE + e] : NEG_INF;
+                    localMax = max(localMax, s[k * KEYS_PER_LANE + e]);
                 }
                 float mNew = max(m[k], rowMax(localMax));
                 float base = mNew == NEG_INF ? 0.0 : mNew;
                 float localSum = 0.0;
                 for (uint e = 0; e < KEYS_PER_LANE; e++)
                 {
-                    float w = exp(s[e] - base);
+                    float w = exp(s[k * KEYS_PER_LANE + e] - base);
                     if (live) weights[rowSlot * TILE + lane + e * ROW_LANES] = w;
                     localSum += w;
                 }
