@@ -4,10 +4,11 @@ namespace Engine.Runtime.Vulkan;
 
 /// <summary>
 /// How attention runs on one device (attention.comp): which kernel, its workgroup and block sizes (specialization
-/// constants) and how far a dispatch is split over key positions. CPU implementations (lavapipe) get the rows kernel:
-/// one invocation per query row, a workgroup of one subgroup, no barriers. GPUs get the flash kernel: a block of rows
-/// per workgroup over key tiles staged in shared memory, with subgroup reductions where the device has subgroup
-/// arithmetic in compute shaders and shared-memory reductions where it has not.
+/// constants) and how far a dispatch is split over key positions. CPU implementations with 8-lane subgroups and
+/// subgroup arithmetic (lavapipe) get the rows kernel: a workgroup of one subgroup, 8 query rows, the lanes along the
+/// head dimension. GPUs (and any other device) get the flash kernel: a block of rows per workgroup over key tiles
+/// staged in shared memory, with subgroup reductions where the device has subgroup arithmetic in compute shaders and
+/// shared-memory reductions where it has not.
 /// </summary>
 internal sealed record AttentionTuning
 {
@@ -19,9 +20,6 @@ internal sealed record AttentionTuning
 
     /// <summary>Flash: reduce rows with subgroupMax/subgroupAdd (needs subgroup arithmetic in compute shaders).</summary>
     public bool SubgroupArithmetic { get; init; }
-
-    /// <summary>Rows: invocations per workgroup (exactly one subgroup).</summary>
-    public uint Lanes { get; init; } = 8;
 
 
     /// <summary>Flash: invocations per workgroup.</summary>
@@ -36,7 +34,7 @@ internal sealed record AttentionTuning
     /// <summary>Flash: rows each group of <see cref="RowLanes"/> invocations carries (block = groups × this).</summary>
     public uint RowsPerLanes { get; init; } = 4;
 
-    /// <summary>Flash: the device's shared memory per workgroup, in bytes.</summary>
+    /// <summary>The device's shared memory per workgroup, in bytes (the flash kernel's tile and block fit it).</summary>
     public uint SharedBytes { get; init; } = 32768;
 
     /// <summary>Split-k aims at this many workgroups per dispatch (enough to keep every core or SM busy).</summary>
@@ -58,25 +56,29 @@ internal sealed record AttentionTuning
         bool compute = (subgroup.SupportedStages & ShaderStageFlags.ComputeBit) != 0;
         bool arithmetic = compute && (subgroup.SupportedOperations & SubgroupFeatureFlags.ArithmeticBit) != 0;
         uint size = subgroup.SubgroupSize;
-        // The rows kernel reduces within its one-subgroup workgroup; a CPU device without that runs the flash kernel.
-        if (context.Info.IsCpu && arithmetic && size is >= 4 and <= 64)
-            return ForCpu(size, context.Limits.MaxComputeSharedMemorySize, Environment.ProcessorCount);
+        // The rows kernel is one 8-lane subgroup that adds across its lanes.
+        if (context.Info.IsCpu && arithmetic && size == 8)
+            return ForCpu(Environment.ProcessorCount, context.Limits.MaxComputeSharedMemorySize);
         bool discrete = properties.Properties.DeviceType == PhysicalDeviceType.DiscreteGpu;
-        return ForGpu(size, arithmetic, context.Limits.MaxComputeSharedMemorySize, discrete ? 256 : 64);
+        int target = context.Info.IsCpu ? 4 * Environment.ProcessorCount : discrete ? 256 : 64;
+        return ForGpu(size, arithmetic, context.Limits.MaxComputeSharedMemorySize, target);
     }
 
-    /// <summary>A CPU implementation: one subgroup per workgroup, a few workgroups per core.</summary>
-    public static AttentionTuning ForCpu(uint subgroupSize, uint sharedBytes, int cores) => new()
+    /// <summary>A CPU implementation (lavapipe): the rows kernel (the flash kernel without subgroups for odd head dims), a few workgroups per core.</summary>
+    public static AttentionTuning ForCpu(int cores, uint sharedBytes) => new()
     {
         Rows = true,
-        Lanes = subgroupSize,
         SharedBytes = sharedBytes,
         TargetWorkgroups = Math.Max(4, 4 * cores),
         MinKeysPerSplit = 128,
         MaxSplits = 16,
     };
 
-    /// <summary>A GPU: four row groups of one subgroup each per workgroup; enough workgroups for every SM.</summary>
+    /// <summary>
+    /// A GPU: four row groups of one subgroup each per workgroup; split-k aims at <paramref name="targetWorkgroups"/>
+    /// (Vulkan does not tell the number of SMs or compute units: 256 for a discrete GPU covers two workgroups on each of
+    /// an H100's 132 SMs).
+    /// </summary>
     public static AttentionTuning ForGpu(uint subgroupSize, bool subgroupArithmetic, uint sharedBytes, int targetWorkgroups)
     {
         bool usable = subgroupSize is >= 4 and <= 64 && uint.IsPow2(subgroupSize);
@@ -106,28 +108,25 @@ internal sealed record AttentionTuning
         throw new NotSupportedException($"head dimension {headDim} is above the attention shaders' {HeadDimBounds[^1]}");
     }
 
-    /// <summary>
-    /// The rows kernel reads vec4s and combines its lanes in shared memory (a vec4 per lane and 4 dimensions): other head
-    /// dims, or a device with too little shared memory, run the flash kernel.
-    /// </summary>
-    private bool RowsFor(int headDim) => Rows && headDim % 4 == 0 && (long)HeadDimBound(headDim) * Lanes * 4 <= SharedBytes;
+    /// <summary>The rows kernel reads vec4s: other head dims run the flash kernel.</summary>
+    private bool RowsFor(int headDim) => Rows && headDim % 4 == 0;
 
-    /// <summary>Rows: query rows per workgroup, as the shader's ROWS_BLOCK (private arrays of 2 x rows x MAX_D floats per lane).</summary>
-    private static int RowsBlock(int bound) => bound <= 64 ? 8 : bound <= 128 ? 4 : 2;
+    /// <summary>Rows: query rows per workgroup (the shader's ROWS_BLOCK).</summary>
+    private const int RowsBlock = 8;
 
     /// <summary>The kernel variant for a head dimension and its specialization constants.</summary>
     public (string Name, uint[] Constants) Kernel(int headDim)
     {
         int bound = HeadDimBound(headDim);
         if (RowsFor(headDim))
-            return (bound == HeadDimBounds[^1] ? "attention" : $"attention_rows_d{bound}", [Lanes]);
+            return (bound == HeadDimBounds[^1] ? "attention" : $"attention_rows_d{bound}", []);
         var (tile, rowsPerLanes) = FlashBlock(bound);
         return ($"attention_flash{(SubgroupArithmetic ? "" : "_shared")}_d{bound}", [Workgroup, RowLanes, tile, rowsPerLanes]);
     }
 
     /// <summary>Query rows one workgroup holds at most.</summary>
     public int BlockRows(int headDim) =>
-        RowsFor(headDim) ? RowsBlock(HeadDimBound(headDim)) : (int)(Workgroup / RowLanes * FlashBlock(HeadDimBound(headDim)).RowsPerLanes);
+        RowsFor(headDim) ? RowsBlock : (int)(Workgroup / RowLanes * FlashBlock(HeadDimBound(headDim)).RowsPerLanes);
 
     /// <summary>Flash tile and rows per lane group whose shared arrays fit the device: fewer rows first, then a smaller tile.</summary>
     private (uint Tile, uint RowsPerLanes) FlashBlock(int bound)

@@ -13,21 +13,21 @@
 // Partials: per (split, kv head, row), headDim + 4 floats: the output, then the maximum, the sum and two unused.
 //
 // Three kernels, chosen by define (head dims up to MAX_D; a smaller head dim works, the rest is masked):
-// ROWS    CPU devices (lavapipe), head dims a multiple of 4: a workgroup of one subgroup carries BLOCK rows; lane l
-//         takes keys l, l + LANES, ... of the range with its own online softmax for every row, so each vec4 load of a
-//         key serves all BLOCK rows and nothing crosses lanes until the end, when the lanes' partial results are
-//         combined (subgroupMax/subgroupAdd for maximum and sum, shared memory for the outputs). Why: on lavapipe
-//         every buffer, shared-memory or cross-lane access inside a loop is a loop over the lanes, while arithmetic
-//         on private values is one vector instruction; so the kernel spends its accesses on vec4 key and value loads
-//         used BLOCK times each, keeps queries and outputs in private arrays indexed only by constants (unrolled
-//         loops; a runtime index would become an if-ladder) and has no barrier in the key loop.
+// ROWS    CPU devices (lavapipe) with 8-lane subgroups, head dims a multiple of 4: a workgroup of one subgroup carries
+//         ROWS_BLOCK rows; lane l owns the vec4s l, l + 8, ... of the head dimension for every row, so one vec4 load
+//         per lane reads a whole key (or value) for all the rows, each row's score is one subgroupAdd, and the online
+//         softmax runs on those uniform scores; the output needs no combining (the lanes own disjoint dimensions).
+//         Why: on lavapipe every buffer or shared-memory access, and every cross-lane operation, is a loop over the
+//         lanes, while arithmetic on private values is one vector instruction; so the kernel keeps queries and outputs
+//         in private arrays indexed only by constants (preprocessor-unrolled loops: a runtime index would put them in
+//         per-lane scratch memory) and spends its accesses on vec4 key and value loads shared by the rows. The
+//         private arrays (2 x ROWS_BLOCK x MAX_D / 8 floats per lane) also bound the pipeline's compile time.
 // FLASH   GPUs: a block of rows per workgroup; each key tile is staged in shared memory with coalesced loads and
 //         serves every row of the block; a row belongs to one group of ROW_LANES invocations (a subgroup when the
 //         device's subgroup size is ROW_LANES), whose lanes score one key each and own head-dim slices of the output,
 //         with an online softmax reduced by subgroupMax/subgroupAdd (SUBGROUP) or through shared memory.
 // REDUCE  combines the splits' partials: one invocation per output element.
 
-#extension GL_EXT_control_flow_attributes : enable
 #if defined(SUBGROUP) || !(defined(FLASH) || defined(REDUCE))
 #extension GL_KHR_shader_subgroup_basic : enable
 #extension GL_KHR_shader_subgroup_arithmetic : enable
@@ -82,47 +82,33 @@ uint partialBase(uint split, uint kvHead, uint row, uint rows) { return ((split 
 
 #if !(defined(FLASH) || defined(REDUCE))   // ROWS; also the plain variant
 
-// Rows per workgroup: as many as keep the private arrays (2 x ROWS_BLOCK x MAX_D floats per lane) affordable.
-#ifndef ROWS_BLOCK
-#if MAX_D <= 64
-#define ROWS_BLOCK 8
-#elif MAX_D <= 128
-#define ROWS_BLOCK 4
-#else
-#define ROWS_BLOCK 2
-#endif
-#endif
-const uint D4 = MAX_D / 4u;
+#define ROWS_BLOCK 8u              // query rows per workgroup
+#define LANES 8u                   // the subgroup size this kernel is written for: a workgroup is one subgroup
+const uint SLICES = MAX_D / 32u;  // vec4s of the head each lane owns: g = lane + k * LANES
 
-// Unrolled by the preprocessor (FOR_ROWS: i < ROWS_BLOCK, FOR_DIMS: g < D4), so every private-array index is a
+// Unrolled by the preprocessor (FOR_ROWS: i < ROWS_BLOCK, FOR_SLICES: k < SLICES), so every private-array index is a
 // constant whatever the driver's loop unrolling does.
-#if ROWS_BLOCK == 8
 #define FOR_ROWS(M, a) M(0u, a) M(1u, a) M(2u, a) M(3u, a) M(4u, a) M(5u, a) M(6u, a) M(7u, a)
-#elif ROWS_BLOCK == 4
-#define FOR_ROWS(M, a) M(0u, a) M(1u, a) M(2u, a) M(3u, a)
-#elif ROWS_BLOCK == 2
-#define FOR_ROWS(M, a) M(0u, a) M(1u, a)
-#else
-#define FOR_ROWS(M, a) M(0u, a)
-#endif
 #if MAX_D == 32
-#define FOR_DIMS(M, a) M(0u, a) M(1u, a) M(2u, a) M(3u, a) M(4u, a) M(5u, a) M(6u, a) M(7u, a)
+#define FOR_SLICES(M, a) M(0u, a)
 #elif MAX_D == 64
-#define FOR_DIMS(M, a) M(0u, a) M(1u, a) M(2u, a) M(3u, a) M(4u, a) M(5u, a) M(6u, a) M(7u, a) M(8u, a) M(9u, a) M(10u, a) M(11u, a) M(12u, a) M(13u, a) M(14u, a) M(15u, a)
+#define FOR_SLICES(M, a) M(0u, a) M(1u, a)
 #elif MAX_D == 96
-#define FOR_DIMS(M, a) M(0u, a) M(1u, a) M(2u, a) M(3u, a) M(4u, a) M(5u, a) M(6u, a) M(7u, a) M(8u, a) M(9u, a) M(10u, a) M(11u, a) M(12u, a) M(13u, a) M(14u, a) M(15u, a) M(16u, a) M(17u, a) M(18u, a) M(19u, a) M(20u, a) M(21u, a) M(22u, a) M(23u, a)
+#define FOR_SLICES(M, a) M(0u, a) M(1u, a) M(2u, a)
 #elif MAX_D == 128
-#define FOR_DIMS(M, a) M(0u, a) M(1u, a) M(2u, a) M(3u, a) M(4u, a) M(5u, a) M(6u, a) M(7u, a) M(8u, a) M(9u, a) M(10u, a) M(11u, a) M(12u, a) M(13u, a) M(14u, a) M(15u, a) M(16u, a) M(17u, a) M(18u, a) M(19u, a) M(20u, a) M(21u, a) M(22u, a) M(23u, a) M(24u, a) M(25u, a) M(26u, a) M(27u, a) M(28u, a) M(29u, a) M(30u, a) M(31u, a)
+#define FOR_SLICES(M, a) M(0u, a) M(1u, a) M(2u, a) M(3u, a)
 #elif MAX_D == 256
-#define FOR_DIMS(M, a) M(0u, a) M(1u, a) M(2u, a) M(3u, a) M(4u, a) M(5u, a) M(6u, a) M(7u, a) M(8u, a) M(9u, a) M(10u, a) M(11u, a) M(12u, a) M(13u, a) M(14u, a) M(15u, a) M(16u, a) M(17u, a) M(18u, a) M(19u, a) M(20u, a) M(21u, a) M(22u, a) M(23u, a) M(24u, a) M(25u, a) M(26u, a) M(27u, a) M(28u, a) M(29u, a) M(30u, a) M(31u, a) M(32u, a) M(33u, a) M(34u, a) M(35u, a) M(36u, a) M(37u, a) M(38u, a) M(39u, a) M(40u, a) M(41u, a) M(42u, a) M(43u, a) M(44u, a) M(45u, a) M(46u, a) M(47u, a) M(48u, a) M(49u, a) M(50u, a) M(51u, a) M(52u, a) M(53u, a) M(54u, a) M(55u, a) M(56u, a) M(57u, a) M(58u, a) M(59u, a) M(60u, a) M(61u, a) M(62u, a) M(63u, a)
+#define FOR_SLICES(M, a) M(0u, a) M(1u, a) M(2u, a) M(3u, a) M(4u, a) M(5u, a) M(6u, a) M(7u, a)
 #endif
 
-layout(local_size_x_id = 0) in;
-layout(constant_id = 0) const uint LANES = 8;   // the subgroup size: a workgroup is one subgroup
+layout(local_size_x = 8) in;
 
-shared vec4 combine[D4 * LANES];
-
-#define INIT_DIM(g, i) query[i * D4 + g] = g < h4 ? q[q4 + min(g, last4)] * p.scale : vec4(0.0); acc[i * D4 + g] = vec4(0.0);
+#define INIT_SLICE(k, i) \
+    { \
+        uint g = lane + k * LANES; \
+        query[i * SLICES + k] = g < h4 ? q[q4 + min(g, last4)] * p.scale : vec4(0.0); \
+        acc[i * SLICES + k] = vec4(0.0); \
+    }
 #define INIT_ROW(i, unused) \
     { \
         uint row = r0 + min(i, blockRows - 1u); \
@@ -132,48 +118,44 @@ shared vec4 combine[D4 * LANES];
         myHi[i] = endKey(t); \
         m[i] = NEG_INF; \
         l[i] = 0.0; \
-        FOR_DIMS(INIT_DIM, i) \
+        FOR_SLICES(INIT_SLICE, i) \
     }
-#define ZERO_ROW(i, unused) s[i] = 0.0;
-#define SCORE_ROW(i, g) s[i] += dot(query[i * D4 + g], k);
-#define SCORE_DIM(g, unused) { vec4 k = kCache[k4 + min(g, last4)]; FOR_ROWS(SCORE_ROW, g) }
-// Online softmax with one exp per key: a new maximum rescales what came before by e, else the key weighs e
-// (m = -inf: e = 0, the first key rescales nothing).
-#define UPDATE_ROW(i, unused) \
+#define LOAD_KEY(k, unused) key[k] = kCache[k4 + min(lane + k * LANES, last4)];
+#define DOT_SLICE(k, i) part += dot(query[i * SLICES + k], key[k]);
+// The row's score (a sum over the lanes' slices), then the online softmax with one exp per key: a new maximum
+// rescales what came before by e, else the key weighs e (m = -inf: e = 0, the first key rescales nothing).
+#define SCORE_ROW(i, unused) \
     { \
-        bool visible = j < hi && j >= myLo[i] && j < myHi[i]; \
-        bool raised = visible && s[i] > m[i]; \
-        float e = exp(-abs(s[i] - m[i])); \
+        float part = 0.0; \
+        FOR_SLICES(DOT_SLICE, i) \
+        float s = subgroupAdd(part); \
+        bool visible = j >= myLo[i] && j < myHi[i]; \
+        bool raised = visible && s > m[i]; \
+        float e = exp(-abs(s - m[i])); \
         correction[i] = raised ? e : 1.0; \
         w[i] = visible ? (raised ? 1.0 : e) : 0.0; \
-        m[i] = raised ? s[i] : m[i]; \
+        m[i] = raised ? s : m[i]; \
         l[i] = l[i] * correction[i] + w[i]; \
     }
-#define ACCUMULATE_ROW(i, g) acc[i * D4 + g] = acc[i * D4 + g] * correction[i] + w[i] * v;
-#define ACCUMULATE_DIM(g, unused) { vec4 v = vCache[k4 + min(g, last4)]; FOR_ROWS(ACCUMULATE_ROW, g) }
-#define SHARE_DIM(g, i) combine[g * LANES + lane] = acc[i * D4 + g] * e;
-// The lanes' results for row i: each rescaled to the row's maximum (a lane that saw nothing has m = -inf, weight 0),
-// summed through shared memory, one row at a time.
-#define COMBINE_ROW(i, unused) \
+#define ACCUMULATE_ROW(i, k) acc[i * SLICES + k] = acc[i * SLICES + k] * correction[i] + w[i] * v;
+#define ACCUMULATE_SLICE(k, unused) { vec4 v = vCache[k4 + min(lane + k * LANES, last4)]; FOR_ROWS(ACCUMULATE_ROW, k) }
+#define WRITE_SLICE(k, i) \
     { \
-        float mAll = subgroupMax(m[i]); \
-        float e = exp(m[i] - (mAll == NEG_INF ? 0.0 : mAll)); \
-        float lAll = subgroupAdd(l[i] * e); \
-        FOR_DIMS(SHARE_DIM, i) \
-        barrier(); \
-        if (i < blockRows) \
+        uint g = lane + k * LANES; \
+        if (g < h4) \
         { \
-            uint row = r0 + i; \
-            for (uint g = lane; g < h4; g += LANES) \
-            { \
-                vec4 sum = vec4(0.0); \
-                for (uint from = 0; from < LANES; from++) sum += combine[g * LANES + from]; \
-                if (p.splits == 1u) o[((row / group) * p.heads + kvHead * group + row % group) * h4 + g] = sum / lAll; \
-                else partial[partialBase(split, kvHead, row, rows) / 4u + g] = sum; \
-            } \
-            if (p.splits != 1u && lane == 0u) partial[partialBase(split, kvHead, row, rows) / 4u + h4] = vec4(mAll, lAll, 0.0, 0.0); \
+            if (p.splits == 1u) o[oBase + g] = acc[i * SLICES + k] / l[i]; \
+            else partial[pBase + g] = acc[i * SLICES + k]; \
         } \
-        barrier(); \
+    }
+#define WRITE_ROW(i, unused) \
+    if (i < blockRows) \
+    { \
+        uint row = r0 + i; \
+        uint oBase = ((row / group) * p.heads + kvHead * group + row % group) * h4; \
+        uint pBase = partialBase(split, kvHead, row, rows) / 4u; \
+        FOR_SLICES(WRITE_SLICE, i) \
+        if (p.splits != 1u && lane == 0u) partial[pBase + h4] = vec4(m[i], l[i], 0.0, 0.0); \
     }
 
 void main()
@@ -191,29 +173,27 @@ void main()
     for (uint r0 = gl_WorkGroupID.x * ROWS_BLOCK; r0 < rows; r0 += gl_NumWorkGroups.x * ROWS_BLOCK)
     {
         uint blockRows = min(ROWS_BLOCK, rows - r0);
-        // The block's key range, cut to this split; lane l takes keys lo + l, lo + l + LANES, ...
+        // The block's key range, cut to this split.
         uint lo = max(firstKey(r0 / group), p.keyBase + split * p.splitLength);
         uint hi = min(endKey((r0 + blockRows - 1u) / group), p.keyBase + (split + 1u) * p.splitLength);
 
-        vec4 query[ROWS_BLOCK * D4];
-        vec4 acc[ROWS_BLOCK * D4];
+        vec4 query[ROWS_BLOCK * SLICES];
+        vec4 acc[ROWS_BLOCK * SLICES];
         float m[ROWS_BLOCK], l[ROWS_BLOCK];
         uint myLo[ROWS_BLOCK], myHi[ROWS_BLOCK];
         FOR_ROWS(INIT_ROW, 0)
 
-        for (uint j0 = lo; j0 < hi; j0 += LANES)
+        for (uint j = lo; j < hi; j++)
         {
-            uint j = j0 + lane;
-            uint k4 = min(j, hi - 1u) * kvStride4 + kvOffset4;
-            float s[ROWS_BLOCK];
+            uint k4 = j * kvStride4 + kvOffset4;
+            vec4 key[SLICES];
             float correction[ROWS_BLOCK], w[ROWS_BLOCK];
-            FOR_ROWS(ZERO_ROW, 0)
-            FOR_DIMS(SCORE_DIM, 0)
-            FOR_ROWS(UPDATE_ROW, 0)
-            FOR_DIMS(ACCUMULATE_DIM, 0)
+            FOR_SLICES(LOAD_KEY, 0)
+            FOR_ROWS(SCORE_ROW, 0)
+            FOR_SLICES(ACCUMULATE_SLICE, 0)
         }
 
-        FOR_ROWS(COMBINE_ROW, 0)
+        FOR_ROWS(WRITE_ROW, 0)
     }
 }
 
@@ -332,33 +312,42 @@ void main()
             }
             barrier();
 
+            // Scores of every row slot against this lane's keys: each key value read once for all the slots.
+            // A group with fewer rows than slots computes its last slots on a stand-in row and writes nothing for them.
+            float s[ROWS_PER_LANES * KEYS_PER_LANE];
+            for (uint i = 0; i < ROWS_PER_LANES * KEYS_PER_LANE; i++) s[i] = 0.0;
+            for (uint d = 0; d < p.headDim; d++)
+            {
+                float key[KEYS_PER_LANE];
+                for (uint e = 0; e < KEYS_PER_LANE; e++) key[e] = keys[(lane + e * ROW_LANES) * KEY_STRIDE + d];
+                for (uint k = 0; k < ROWS_PER_LANES; k++)
+                {
+                    if (k >= slots) break;
+                    uint slot = laneGroup + k * LANE_GROUPS;
+                    float qd = queries[(slot < blockRows ? slot : 0u) * MAX_D + d];
+                    for (uint e = 0; e < KEYS_PER_LANE; e++) s[k * KEYS_PER_LANE + e] += qd * key[e];
+                }
+            }
+
             for (uint k = 0; k < ROWS_PER_LANES; k++)
             {
                 if (k >= slots) break;   // uniform: slots is the same for the whole workgroup
-                // A group with fewer rows than slots computes its last slot on a stand-in row and writes nothing.
                 bool live = laneGroup + k * LANE_GROUPS < blockRows;
                 uint rowSlot = live ? laneGroup + k * LANE_GROUPS : 0u;
-                float s[KEYS_PER_LANE];
-                for (uint e = 0; e < KEYS_PER_LANE; e++) s[e] = 0.0;
-                for (uint d = 0; d < p.headDim; d++)
-                {
-                    float qd = queries[rowSlot * MAX_D + d];
-                    for (uint e = 0; e < KEYS_PER_LANE; e++) s[e] += qd * keys[(lane + e * ROW_LANES) * KEY_STRIDE + d];
-                }
                 float localMax = NEG_INF;
                 for (uint e = 0; e < KEYS_PER_LANE; e++)
                 {
                     uint c = lane + e * ROW_LANES;
                     uint j = j0 + c;
-                    s[e] = c < count && j >= myLo[k] && j < myHi[k] ? s[e] : NEG_INF;
-                    localMax = max(localMax, s[e]);
+                    s[k * KEYS_PER_LANE + e] = c < count && j >= myLo[k] && j < myHi[k] ? s[k * KEYS_PER_LANE + e] : NEG_INF;
+                    localMax = max(localMax, s[k * KEYS_PER_LANE + e]);
                 }
                 float mNew = max(m[k], rowMax(localMax));
                 float base = mNew == NEG_INF ? 0.0 : mNew;
                 float localSum = 0.0;
                 for (uint e = 0; e < KEYS_PER_LANE; e++)
                 {
-                    float w = exp(s[e] - base);
+                    float w = exp(s[k * KEYS_PER_LANE + e] - base);
                     if (live) weights[rowSlot * TILE + lane + e * ROW_LANES] = w;
                     localSum += w;
                 }
