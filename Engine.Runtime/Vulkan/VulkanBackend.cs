@@ -538,14 +538,16 @@ public sealed unsafe class VulkanBackend : IBackend
     }
 
     /// <summary>
-    /// The expert-indexed product: one token (decode) is a mat-vec per routing slot; a batch is a tiled product per
-    /// expert over the slots the routing grouped under it. Both read the choices on the device.
+    /// The expert-indexed product: decode and small batches (up to the mat-vec's column count) are a mat-vec per
+    /// routing slot (workgroup y = slot); a larger batch is a tiled product per expert over the slots the routing
+    /// grouped under it. Both read the choices on the device.
     /// </summary>
     private void ExpertProduct(VulkanWeightMatrix w, int expertRows, VulkanTensor routing, VulkanTensor input, int inputColumns, VulkanTensor output, int tokens, int k, int divisor)
     {
         var tuning = MatVec;
         uint rows = MatVecRows(w);
-        var kernel = tokens == 1
+        bool perSlot = tokens <= Math.Max(1, tuning.MaxColumns) && (long)tokens * k <= MaxGroupsPerDimension;
+        var kernel = perSlot
             ? MatVecKernel(tuning.Variant("matvec_experts_"), w, tuning.Constants(rows, 1, inputColumns, 0))
             : WeightKernel("matmul_experts_", w, WeightPush.ProductBindings, []);
         BufferSlice[] slices = [default, input.Slice, output.Slice, Whole(_empty), w.Aux ?? Whole(_empty), routing.Slice, Whole(_empty)];
@@ -554,8 +556,8 @@ public sealed unsafe class VulkanBackend : IBackend
             slices[0] = Whole(chunk.Buffer);
             var push = WeightPush.For(w, chunk, hasBias: false, tokens: divisor, outStride: 0, inputColumns);
             push.ExpertRows = (uint)expertRows;
-            if (tokens == 1)
-                _recorder.Dispatch(kernel, slices, ExpertAccess, push, MatVecTuning.Groups(expertRows, rows), (uint)k);
+            if (perSlot)
+                _recorder.Dispatch(kernel, slices, ExpertAccess, push, MatVecTuning.Groups(expertRows, rows), (uint)(tokens * k));
             else
                 _recorder.Dispatch(kernel, slices, ExpertAccess, push, (uint)(expertRows + 63) / 64, (uint)(tokens + 63) / 64, (uint)(w.Rows / expertRows));
         }

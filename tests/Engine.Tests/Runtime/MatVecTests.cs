@@ -88,31 +88,36 @@ public sealed class MatVecTests(BackendPair backends) : IClassFixture<BackendPai
     [Theory]
     [InlineData("q4")]
     [InlineData("pcdvq")]
-    public void Every_reduction_runs_the_expert_variant(string formatName)
+    public void Every_reduction_runs_the_expert_variant_for_up_to_8_tokens(string formatName)
     {
         Assert.True(WeightTypes.TryGet(formatName, out var format));
         const int experts = 4, rows = 37, columns = 96, k = 2;
         var encoded = Enumerable.Range(0, experts).Select(e =>
             WeightEncoders.Encode(format.Type, $"experts.{e}", WeightFormatChecks.RandomValues(rows * columns), rows, columns, format.DefaultParameters)).ToArray();
         using var shared = new InMemoryTensors(encoded.SelectMany(x => x.Companions).DistinctBy(c => c.Info.Name));
-        float[] logits = WeightFormatChecks.RandomValues(experts, 4);
-        float[] x = WeightFormatChecks.RandomValues(columns);
         var own = backends.Vulkan.MatVec;
         try
         {
             foreach (var tuning in Tunings(own))
             {
                 backends.Vulkan.MatVec = tuning;
-                var (cpu, gpu) = WeightFormatChecks.Both(backends, be =>
-                {
-                    var routing = be.Allocate(MoeRouting.Length(1, k, experts));
-                    be.MoeRoute(be.UploadVector(logits), routing, 1, experts, k, true, 1f);
-                    var y = be.Allocate(k * rows);
-                    var stack = be.UploadExperts([.. encoded.Select(e => e.Info)], [.. encoded.Select(e => e.Data)], shared);
-                    be.ExpertLinear(stack, experts, routing, be.UploadVector(x), y, 1, k, inputPerSlot: false);
-                    return y;
-                }, k * rows);
-                WeightFormatChecks.AssertClose(cpu, gpu, 1e-4, $"{formatName} experts, {tuning}");
+                // 1 token (decode) and 3 (a mat-vec per routing slot); each slot's input its own row or its token's.
+                foreach (int tokens in new[] { 1, 3 })
+                    foreach (bool inputPerSlot in new[] { false, true })
+                    {
+                        float[] logits = WeightFormatChecks.RandomValues(tokens * experts, 4);
+                        float[] x = WeightFormatChecks.RandomValues(tokens * (inputPerSlot ? k : 1) * columns);
+                        var (cpu, gpu) = WeightFormatChecks.Both(backends, be =>
+                        {
+                            var routing = be.Allocate(MoeRouting.Length(tokens, k, experts));
+                            be.MoeRoute(be.UploadVector(logits), routing, tokens, experts, k, true, 1f);
+                            var y = be.Allocate(tokens * k * rows);
+                            var stack = be.UploadExperts([.. encoded.Select(e => e.Info)], [.. encoded.Select(e => e.Data)], shared);
+                            be.ExpertLinear(stack, experts, routing, be.UploadVector(x), y, tokens, k, inputPerSlot);
+                            return y;
+                        }, tokens * k * rows);
+                        WeightFormatChecks.AssertClose(cpu, gpu, 1e-4, $"{formatName} experts, {tuning}, {tokens} token(s), input per slot {inputPerSlot}");
+                    }
             }
         }
         finally
