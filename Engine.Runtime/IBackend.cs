@@ -113,10 +113,14 @@ public interface IBackend : IDisposable
 
     /// <summary>
     /// Causal attention of q[tokens][heads][headDim] at positions pos0.. against keys/values[position][kvHeads][headDim]
-    /// (positions 0 .. pos0 + tokens - 1 already stored); output has q's layout. Not <paramref name="causal"/>: every
-    /// query sees every position 0 .. pos0 + tokens - 1 (vision encoders).
+    /// (positions 0 .. pos0 + tokens - 1 already stored); output has q's layout. Query head h reads key/value head
+    /// h / (heads / kvHeads). The query at position p sees positions 0 .. p, and with a sliding
+    /// <paramref name="window"/> W > 0 only max(0, p - W + 1) .. p, the last W including its own (Mistral's and
+    /// Qwen2's <c>sliding_window</c>: transformers lets query i see key j when 0 &lt;= i - j &lt; W); 0 is unlimited.
+    /// Not <paramref name="causal"/>: every query sees every position 0 .. pos0 + tokens - 1 (vision encoders; no window).
     /// </summary>
-    void Attention(ITensor q, ITensor keys, ITensor values, ITensor output, int tokens, int pos0, int heads, int kvHeads, int headDim, float scale, bool causal = true);
+    void Attention(ITensor q, ITensor keys, ITensor values, ITensor output, int tokens, int pos0, int heads, int kvHeads, int headDim, float scale,
+        bool causal = true, int window = 0);
 
     /// <summary>output[i] = silu(gate[i]) * up[i].</summary>
     void SwiGlu(ITensor gate, ITensor up, ITensor output, int count);
@@ -212,9 +216,10 @@ public interface IBackend : IDisposable
 
     /// <summary>
     /// output[t, d] = Σ_j weight_{t,j} · expertOutputs[t·k + j, d] (+ sharedScale[t] · shared[t, d], the scale 1
-    /// when absent): the routed experts' weighted sum plus an optional shared expert.
+    /// when absent): the routed experts' weighted sum plus an optional shared expert, added to what output holds when
+    /// <paramref name="accumulate"/> (the residual stream).
     /// </summary>
-    void MoeCombine(ITensor expertOutputs, ITensor routing, ITensor? shared, ITensor? sharedScale, ITensor output, int tokens, int k, int dim);
+    void MoeCombine(ITensor expertOutputs, ITensor routing, ITensor? shared, ITensor? sharedScale, ITensor output, int tokens, int k, int dim, bool accumulate = false);
 
     /// <summary>
     /// <see cref="Rope"/> with three positions per token, <paramref name="positions"/>[tokens][3] (whole numbers as
@@ -229,4 +234,14 @@ public interface IBackend : IDisposable
 
     /// <summary>Completes every recorded op and copies the first destination.Length floats of the tensor out.</summary>
     void Read(ITensor tensor, Span<float> destination);
+
+    /// <summary>
+    /// RWKV's token shift with its interpolations, in one op: for each output i (at most 6) and t below
+    /// <paramref name="tokens"/>, c below <paramref name="dim"/>,
+    /// outputs[i][t, c] = x[t, c] + (x[t-1, c] - x[t, c]) · m_i[t, c], where row x[-1] is <paramref name="state"/> [dim]
+    /// (the last row of the previous call) and m_i[t, c] = mixes[i·dim + c] (+ tokenMixes[(t·outputs + i)·dim + c] when
+    /// <paramref name="tokenMixes"/> is given: RWKV-6's data-dependent interpolation, [tokens][outputs][dim]). Then, when
+    /// <paramref name="updateState"/>, state = x's row tokens - 1. The outputs must not overlap x, state or the mixes.
+    /// </summary>
+    void TokenShiftMix(ITensor x, ITensor state, ITensor mixes, ITensor? tokenMixes, ReadOnlySpan<ITensor> outputs, int tokens, int dim, bool updateState);
 }

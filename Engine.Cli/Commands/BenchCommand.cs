@@ -9,9 +9,10 @@ using Engine.Quantizers;
 namespace Engine.Cli.Commands;
 
 /// <summary>
-/// <c>engine bench</c>: llama-bench's prompt-processing and generation tests on a model or on each architecture at a
-/// 1B-class shape with random weights, or mat-vec bandwidth per weight format at given shapes (random weights), as a
-/// markdown table, JSON or CSV.
+/// <c>engine bench</c>: llama-bench's prompt-processing and generation tests (pp, greedy tg, and tg sampled as
+/// <c>engine generate</c> samples) on a model or on each architecture at a 1B-class shape with random weights, or
+/// mat-vec bandwidth per weight format at given shapes (random weights), as a markdown table, JSON or CSV. Generation
+/// rows on the Vulkan backend carry the compute dispatches of one decode step (empty, or null in JSON, elsewhere).
 /// </summary>
 public static class BenchCommand
 {
@@ -19,7 +20,7 @@ public static class BenchCommand
     {
         var model = CommonOptions.Model(required: false);
         var prompt = new Option<int>("--n-prompt", "-p") { Description = "Prompt tokens for the pp test (0 skips it)", DefaultValueFactory = _ => 512 };
-        var generate = new Option<int>("--n-gen", "-n") { Description = "Generated tokens for the tg test (0 skips it)", DefaultValueFactory = _ => 128 };
+        var generate = new Option<int>("--n-gen", "-n") { Description = "Generated tokens for the tg tests, greedy and sampled (0 skips them)", DefaultValueFactory = _ => 128 };
         var repetitions = new Option<int>("--repetitions", "-r") { Description = "Repetitions of each test", DefaultValueFactory = _ => 5 };
         var matvec = new Option<string?>("--matvec")
         {
@@ -85,7 +86,7 @@ public static class BenchCommand
                         Console.Error.WriteLine($"{name}: making random {WeightTypes.Get(type).Name} weights at its 1B-class shape…");
                         using var weights = new SyntheticTensors(type);
                         using var loaded = ModelLoader.Load(config, weights, modelOptions);
-                        foreach (var row in ModelBenchmark.Run(loaded, p, n, reps))
+                        foreach (var row in ModelBenchmark.Run(loaded, p, n, reps, sampled: true))
                             report.Add($"{name} 1B (random)", loaded.Backend.DeviceName, row);
                     }
                 }
@@ -94,7 +95,7 @@ public static class BenchCommand
             {
                 using var loaded = ModelLoader.Load(modelPath!, modelOptions);
                 string subject = Path.GetFileName(Path.TrimEndingDirectorySeparator(modelPath!));
-                foreach (var row in ModelBenchmark.Run(loaded, p, n, reps))
+                foreach (var row in ModelBenchmark.Run(loaded, p, n, reps, sampled: true))
                     report.Add(subject, loaded.Backend.DeviceName, row);
             }
             report.Finish();
@@ -147,13 +148,15 @@ public static class BenchCommand
             if (!_started)
             {
                 Console.Out.Write(kind == "csv"
-                    ? "model,backend,device,format,test,rate_mean,rate_sd,weight_bytes,weight_gb_per_s\n"
-                    : $"| model | backend | device | format | test | {(matVec ? "mat-vec/s" : "t/s")} | weight MB read | weight GB/s |\n| --- | --- | --- | --- | --- | ---: | ---: | ---: |\n");
+                    ? "model,backend,device,format,test,rate_mean,rate_sd,weight_bytes,weight_gb_per_s,dispatches_per_token\n"
+                    : matVec
+                        ? "| model | backend | device | format | test | mat-vec/s | weight MB read | weight GB/s |\n| --- | --- | --- | --- | --- | ---: | ---: | ---: |\n"
+                        : "| model | backend | device | format | test | t/s | weight MB read | weight GB/s | dispatches/token |\n| --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: |\n");
                 _started = true;
             }
             Console.Out.Write(kind == "csv"
-                ? string.Create(inv, $"{model},{backend},\"{device}\",{m.Format},{m.Test},{m.Mean:F3},{m.StandardDeviation:F3},{m.BytesPerUnit},{m.GigabytesPerSecond:F3}\n")
-                : string.Create(inv, $"| {model} | {backend} | {device} | {m.Format} | {m.Test} | {m.Mean:F2} ± {m.StandardDeviation:F2} | {m.BytesPerUnit / 1e6:F2} | {m.GigabytesPerSecond:F2} |\n"));
+                ? string.Create(inv, $"{model},{backend},\"{device}\",{m.Format},{m.Test},{m.Mean:F3},{m.StandardDeviation:F3},{m.BytesPerUnit},{m.GigabytesPerSecond:F3},{m.DispatchesPerToken}\n")
+                : string.Create(inv, $"| {model} | {backend} | {device} | {m.Format} | {m.Test} | {m.Mean:F2} ± {m.StandardDeviation:F2} | {m.BytesPerUnit / 1e6:F2} | {m.GigabytesPerSecond:F2} |{(matVec ? "" : $" {m.DispatchesPerToken} |")}\n"));
             Console.Out.Flush();
         }
 
@@ -176,6 +179,8 @@ public static class BenchCommand
                     writer.WriteNumber("rate_sd", m.StandardDeviation);
                     writer.WriteNumber("weight_bytes", m.BytesPerUnit);
                     writer.WriteNumber("weight_gb_per_s", m.GigabytesPerSecond);
+                    if (m.DispatchesPerToken is int dispatches) writer.WriteNumber("dispatches_per_token", dispatches);
+                    else writer.WriteNull("dispatches_per_token");
                     writer.WriteStartArray("rates");
                     foreach (double r in m.Rates) writer.WriteNumberValue(r);
                     writer.WriteEndArray();

@@ -5,7 +5,10 @@ namespace Engine.Runtime.Benchmarks;
 /// <param name="Format">Weight format(s) of the measured matrices.</param>
 /// <param name="Rates">Per repetition: tokens/s for model tests, multiply-adds/s for kernels.</param>
 /// <param name="BytesPerUnit">Weight bytes read per token (or per mat-vec), to turn rates into bandwidth.</param>
-public sealed record Measurement(string Test, string Format, IReadOnlyList<double> Rates, long BytesPerUnit)
+/// <param name="DispatchesPerToken">
+/// Compute dispatches recorded for one decode step (generation rows on the Vulkan backend; null elsewhere).
+/// </param>
+public sealed record Measurement(string Test, string Format, IReadOnlyList<double> Rates, long BytesPerUnit, int? DispatchesPerToken = null)
 {
     public double Mean => Rates.Average();
 

@@ -174,8 +174,10 @@ public sealed class CpuBackend : IBackend
         }
     }
 
-    public void Attention(ITensor q, ITensor keys, ITensor values, ITensor output, int tokens, int pos0, int heads, int kvHeads, int headDim, float scale, bool causal = true)
+    public void Attention(ITensor q, ITensor keys, ITensor values, ITensor output, int tokens, int pos0, int heads, int kvHeads, int headDim, float scale,
+        bool causal = true, int window = 0)
     {
+        AttentionChecks.Validate(tokens, pos0, heads, kvHeads, headDim, causal, window);
         var query = Data(q);
         var k = Data(keys);
         var v = Data(values);
@@ -186,25 +188,26 @@ public sealed class CpuBackend : IBackend
         {
             int t = index / heads, h = index % heads;
             int length = causal ? pos0 + t + 1 : pos0 + tokens;
+            int first = window > 0 ? Math.Max(0, length - window) : 0;   // the last `window` positions, its own included
             int kvOffset = h / group * headDim;
             var qRow = query.AsSpan((t * heads + h) * headDim, headDim);
-            var scores = new double[length];
+            var scores = new double[length - first];
             double max = double.NegativeInfinity;
-            for (int p = 0; p < length; p++)
+            for (int p = first; p < length; p++)
             {
-                scores[p] = Dot(qRow, k.AsSpan(p * kvStride + kvOffset, headDim)) * scale;
-                max = Math.Max(max, scores[p]);
+                scores[p - first] = Dot(qRow, k.AsSpan(p * kvStride + kvOffset, headDim)) * scale;
+                max = Math.Max(max, scores[p - first]);
             }
             double sum = 0;
-            for (int p = 0; p < length; p++)
+            for (int i = 0; i < scores.Length; i++)
             {
-                scores[p] = Math.Exp(scores[p] - max);
-                sum += scores[p];
+                scores[i] = Math.Exp(scores[i] - max);
+                sum += scores[i];
             }
             for (int d = 0; d < headDim; d++)
             {
                 double acc = 0;
-                for (int p = 0; p < length; p++) acc += scores[p] * v[p * kvStride + kvOffset + d];
+                for (int p = first; p < length; p++) acc += scores[p - first] * v[p * kvStride + kvOffset + d];
                 o[(t * heads + h) * headDim + d] = (float)(acc / sum);
             }
         });
@@ -528,7 +531,7 @@ public sealed class CpuBackend : IBackend
         });
     }
 
-    public void MoeCombine(ITensor expertOutputs, ITensor routing, ITensor? shared, ITensor? sharedScale, ITensor output, int tokens, int k, int dim)
+    public void MoeCombine(ITensor expertOutputs, ITensor routing, ITensor? shared, ITensor? sharedScale, ITensor output, int tokens, int k, int dim, bool accumulate = false)
     {
         var y = Data(expertOutputs);
         var table = Data(routing);
@@ -542,7 +545,7 @@ public sealed class CpuBackend : IBackend
                 double sum = 0;
                 for (int j = 0; j < k; j++) sum += (double)table[MoeRouting.Weight(t * k + j)] * y[(t * k + j) * dim + d];
                 if (sharedOut is not null) sum += (scale?[t] ?? 1.0) * sharedOut[t * dim + d];
-                o[t * dim + d] = (float)sum;
+                o[t * dim + d] = accumulate ? o[t * dim + d] + (float)sum : (float)sum;
             }
         }
     }
@@ -595,5 +598,33 @@ public sealed class CpuBackend : IBackend
         double sum = Vector256.Sum(low + high);
         for (; i < a.Length; i++) sum += (double)a[i] * b[i];
         return sum;
+    }
+
+    public void TokenShiftMix(ITensor x, ITensor state, ITensor mixes, ITensor? tokenMixes, ReadOnlySpan<ITensor> outputs, int tokens, int dim, bool updateState)
+    {
+        if (outputs.Length is < 1 or > 6) throw new ArgumentException($"token shift takes 1 to 6 outputs, got {outputs.Length}", nameof(outputs));
+        if (tokens <= 0) return;
+        var input = Data(x);
+        var last = Data(state);
+        var mix = Data(mixes);
+        var perToken = tokenMixes is null ? null : Data(tokenMixes);
+        int count = outputs.Length;
+        for (int i = 0; i < count; i++)
+        {
+            var output = Data(outputs[i]);
+            for (int t = 0; t < tokens; t++)
+            {
+                for (int c = 0; c < dim; c++)
+                {
+                    float current = input[t * dim + c];
+                    float previous = t == 0 ? last[c] : input[(t - 1) * dim + c];
+                    float m = perToken is null ? mix[i * dim + c] : mix[i * dim + c] + perToken[(t * count + i) * dim + c];
+                    // The arithmetic of Sub, Mul and Add one after another: shift = previous - current; current + shift·m.
+                    float product = (previous - current) * m;
+                    output[t * dim + c] = product + current;
+                }
+            }
+        }
+        if (updateState) Array.Copy(input, (tokens - 1) * dim, last, 0, dim);
     }
 }

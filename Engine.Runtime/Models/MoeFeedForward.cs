@@ -106,7 +106,17 @@ internal sealed class MoeFeedForward : FeedForward
         return new MoeFeedForward(router, gates, ups, downs, shared, sharedGate, experts, k, expertRows, dim, normalize, scale);
     }
 
-    public override void Forward(IBackend backend, ITensor input, ITensor output, int tokens, FeedForwardScratch scratch)
+    public override void Forward(IBackend backend, ITensor input, ITensor output, int tokens, FeedForwardScratch scratch) =>
+        Run(backend, input, output, tokens, scratch, accumulate: false);
+
+    /// <summary>x += MoE(RMSNorm(x)): the combination adds into the residual stream.</summary>
+    public override void AddTo(IBackend backend, ITensor x, ITensor norm, float eps, int tokens, FeedForwardScratch scratch)
+    {
+        backend.RmsNorm(x, norm, scratch.Normed, tokens, _dim, eps);
+        Run(backend, scratch.Normed, x, tokens, scratch, accumulate: true);
+    }
+
+    private void Run(IBackend backend, ITensor input, ITensor output, int tokens, FeedForwardScratch scratch, bool accumulate)
     {
         var routing = scratch.Routing!;
         var expertOutputs = scratch.ExpertOutputs!;
@@ -127,7 +137,7 @@ internal sealed class MoeFeedForward : FeedForward
             }
         }
         backend.MoeCombine(expertOutputs, routing, _shared is null ? null : scratch.Shared, _sharedGate is null ? null : scratch.SharedGate,
-            output, tokens, k, _dim);
+            output, tokens, k, _dim, accumulate);
     }
 
     private static int? ExpertCountOf(ConfigSection raw) =>

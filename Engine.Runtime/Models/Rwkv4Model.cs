@@ -11,7 +11,7 @@ namespace Engine.Runtime.Models;
 public sealed class Rwkv4Model : RwkvModel
 {
     private sealed record Layer(
-        ITensor MixKey, ITensor MixValue, ITensor MixReceptance,   // [D], as 1 - time_mix: x + shift·(1 - mix)
+        ITensor Mixes,                                             // [3D] key, value, receptance as 1 - time_mix: x + shift·(1 - mix)
         ITensor Decay, ITensor First,                              // [A]: -exp(time_decay), time_first
         IWeightMatrix Key, IWeightMatrix Value, IWeightMatrix Receptance, // [A, D]
         IWeightMatrix Output,                                      // [D, A]
@@ -24,6 +24,7 @@ public sealed class Rwkv4Model : RwkvModel
     private readonly int _attention, _rescaleEvery;
     private readonly ITensor _half;
     private readonly ITensor _k, _v, _r, _wkv;
+    private readonly ITensor[] _mixed;   // [B·D] each: the key, value and receptance inputs
 
     public Rwkv4Model(ModelConfig config, ITensorSource tensors, IBackend backend, ModelOptions options)
         : base(config, tensors, backend, options, "rwkv.", "rwkv.embeddings.weight", "pre_ln",
@@ -33,7 +34,8 @@ public sealed class Rwkv4Model : RwkvModel
         _rescaleEvery = Raw.Int("rescale_every", DefaultRescaleEvery);
         if (_attention <= 0) throw new InvalidDataException($"attention_hidden_size {_attention} is not positive");
 
-        ITensor Complement(string name) => backend.UploadVector(Loader.Floats(name, Dim).Select(m => 1 - m).ToArray());
+        ITensor Complement(params string[] names) =>
+            backend.UploadVector(names.SelectMany(name => Loader.Floats(name, Dim)).Select(m => 1 - m).ToArray());
 
         _layers = new Layer[LayerCount];
         for (int i = 0; i < LayerCount; i++)
@@ -41,7 +43,7 @@ public sealed class Rwkv4Model : RwkvModel
             string p = Block("rwkv.", i), a = p + "attention.", f = p + "feed_forward.";
             int halvings = _rescaleEvery > 0 ? i / _rescaleEvery : 0;
             _layers[i] = new Layer(
-                Complement(a + "time_mix_key"), Complement(a + "time_mix_value"), Complement(a + "time_mix_receptance"),
+                Complement(a + "time_mix_key", a + "time_mix_value", a + "time_mix_receptance"),
                 backend.UploadVector(Loader.Floats(a + "time_decay", _attention).Select(w => -MathF.Exp(w)).ToArray()),
                 Loader.Vector(a + "time_first", _attention),
                 Loader.Matrix(a + "key.weight", _attention, Dim),
@@ -50,13 +52,14 @@ public sealed class Rwkv4Model : RwkvModel
                 Loader.Matrix(a + "output.weight", Dim, _attention),
                 halvings > 0 ? backend.UploadVector([MathF.ScaleB(1f, -halvings)]) : null);
             FeedForwards[i] = new FeedForward(
-                Complement(f + "time_mix_key"), Complement(f + "time_mix_receptance"),
+                Complement(f + "time_mix_key", f + "time_mix_receptance"),
                 Loader.Matrix(f + "key.weight", FeedForwardSize, Dim), Loader.Matrix(f + "value.weight", Dim, FeedForwardSize),
                 Loader.Matrix(f + "receptance.weight", Dim, Dim));
         }
         _half = backend.UploadVector([0.5f]);
         int b = MaxBatch * _attention;
         (_k, _v, _r, _wkv) = (backend.Allocate(b), backend.Allocate(b), backend.Allocate(b), backend.Allocate(b));
+        _mixed = [backend.Allocate(MaxBatch * Dim), backend.Allocate(MaxBatch * Dim), backend.Allocate(MaxBatch * Dim)];
     }
 
     protected override float[] InitialWkvState()
@@ -76,16 +79,14 @@ public sealed class Rwkv4Model : RwkvModel
     {
         var be = Backend;
         var l = _layers[layer];
-        Mix(l.MixKey, Scratch, n, Dim);
-        be.Linear(l.Key, null, Scratch, _k, n);
-        Mix(l.MixValue, Scratch, n, Dim);
-        be.Linear(l.Value, null, Scratch, _v, n);
-        Mix(l.MixReceptance, Scratch, n, Dim);
-        be.Linear(l.Receptance, null, Scratch, _r, n);
+        ShiftMix(state.TimeShift[layer], l.Mixes, null, _mixed, n);
+        be.Linear(l.Key, null, _mixed[0], _k, n);
+        be.Linear(l.Value, null, _mixed[1], _v, n);
+        be.Linear(l.Receptance, null, _mixed[2], _r, n);
         be.Activate(Activation.Sigmoid, _r, _r, n * _attention);
         be.Wkv4(l.Decay, l.First, _k, _v, state.Wkv[layer], _wkv, n, _attention);
         be.Binary(BinaryOp.Mul, _r, _wkv, _r, n * _attention, n * _attention);
-        be.Linear(l.Output, null, _r, Branch, n);
+        AddProduct(layer, l.Output, _r, n);
     }
 
     protected override void AfterBlock(int layer, int n)

@@ -31,6 +31,7 @@ public sealed class Rwkv6Model : RwkvModel
     private readonly float _groupNormEps;
     private readonly ITensor _minusOne;
     private readonly ITensor _lora, _mixes, _mixed, _r, _k, _v, _g, _w, _y;
+    private readonly ITensor[] _inputs;  // [B·D] each: the inputs of w, k, v, r, g
 
     public Rwkv6Model(ModelConfig config, ITensorSource tensors, IBackend backend, ModelOptions options)
         : base(config, tensors, backend, options, "", "emb.weight", "ln0", FeedForwardSizeOf(config, tensors, "blocks.0.ffn.key.weight"))
@@ -65,8 +66,7 @@ public sealed class Rwkv6Model : RwkvModel
                 Loader.Matrix(a + "output.weight", Dim, _attention),
                 Loader.Vector(a + "ln_x.weight", _attention),
                 Loader.Vector(a + "ln_x.bias", _attention));
-            FeedForwards[i] = new FeedForward(
-                Loader.Vector(f + "time_maa_k", Dim), Loader.Vector(f + "time_maa_r", Dim),
+            FeedForwards[i] = new FeedForward(Vectors(f + "time_maa_k", f + "time_maa_r"),
                 Loader.Matrix(f + "key.weight", FeedForwardSize, Dim), Loader.Matrix(f + "value.weight", Dim, FeedForwardSize),
                 Loader.Matrix(f + "receptance.weight", Dim, Dim));
         }
@@ -75,6 +75,7 @@ public sealed class Rwkv6Model : RwkvModel
         _lora = backend.Allocate(b * Math.Max(MixNames.Length * _mixRank, _decayRank));
         _mixes = backend.Allocate(b * MixNames.Length * Dim);
         _mixed = backend.Allocate(b * Dim);
+        _inputs = MixNames.Select(_ => backend.Allocate(b * Dim)).ToArray();
         (_r, _k, _v, _g, _w, _y) = (backend.Allocate(b * _attention), backend.Allocate(b * _attention), backend.Allocate(b * _attention),
             backend.Allocate(b * _attention), backend.Allocate(b * _attention), backend.Allocate(b * _attention));
     }
@@ -104,39 +105,30 @@ public sealed class Rwkv6Model : RwkvModel
         var l = _layers[layer];
         int groups = MixNames.Length;
 
-        // Data-dependent mixes: maa_m + W2_m tanh(W1 (x + shift·maa_x)) for m in w, k, v, r, g.
-        Mix(l.MixX, _mixed, n, Dim);
+        // Data-dependent mixes: maa_m + W2_m tanh(W1 (x + shift·maa_x)) for m in w, k, v, r, g; the state is kept for
+        // the second token shift, which interpolates by all five at once and then updates it.
+        var last = state.TimeShift[layer];
+        ShiftMix(last, l.MixX, null, [_mixed], n, updateState: false);
         be.Linear(l.MixDown, null, _mixed, _lora, n);
         be.Activate(Activation.Tanh, _lora, _lora, n * groups * _mixRank);
         be.Linear(l.MixUp, null, _lora, _mixes, n);
-        be.Binary(BinaryOp.Add, _mixes, l.MixBias, _mixes, n * groups * Dim, groups * Dim);
-        void Mixed(int group)
-        {
-            be.CopyRows(_mixes, group * Dim, groups * Dim, Scratch, 0, Dim, Dim, n);
-            Mix(Scratch, _mixed, n, n * Dim);
-        }
+        ShiftMix(last, l.MixBias, _mixes, _inputs, n);
 
-        Mixed(0);
-        be.Linear(l.DecayDown, null, _mixed, _lora, n);
+        be.Linear(l.DecayDown, null, _inputs[0], _lora, n);
         be.Activate(Activation.Tanh, _lora, _lora, n * _decayRank);
-        be.Linear(l.DecayUp, null, _lora, _w, n);
-        be.Binary(BinaryOp.Add, _w, l.DecayBias, _w, n * _attention, _attention);
+        be.Linear(l.DecayUp, l.DecayBias, _lora, _w, n);
         be.Activate(Activation.Exp, _w, _w, n * _attention);
         be.Binary(BinaryOp.Mul, _w, _minusOne, _w, n * _attention, 1);
         be.Activate(Activation.Exp, _w, _w, n * _attention);
-        Mixed(1);
-        be.Linear(l.Key, null, _mixed, _k, n);
-        Mixed(2);
-        be.Linear(l.Value, null, _mixed, _v, n);
-        Mixed(3);
-        be.Linear(l.Receptance, null, _mixed, _r, n);
-        Mixed(4);
-        be.Linear(l.Gate, null, _mixed, _g, n);
+        be.Linear(l.Key, null, _inputs[1], _k, n);
+        be.Linear(l.Value, null, _inputs[2], _v, n);
+        be.Linear(l.Receptance, null, _inputs[3], _r, n);
+        be.Linear(l.Gate, null, _inputs[4], _g, n);
         be.Activate(Activation.Silu, _g, _g, n * _attention);
 
         be.Wkv6(_r, _k, _v, _w, l.First, state.Wkv[layer], _y, n, _heads, _headSize);
         be.LayerNorm(_y, l.GroupNormWeight, l.GroupNormBias, _y, n * _heads, _headSize, _groupNormEps);
         be.Binary(BinaryOp.Mul, _y, _g, _y, n * _attention, n * _attention);
-        be.Linear(l.Output, null, _y, Branch, n);
+        AddProduct(layer, l.Output, _y, n);
     }
 }

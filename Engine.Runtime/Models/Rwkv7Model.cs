@@ -15,7 +15,7 @@ public sealed class Rwkv7Model : RwkvModel
     private sealed record Lora(IWeightMatrix Down, IWeightMatrix Up, ITensor? Bias); // [r, D], [A, r], [A]
 
     private sealed record Layer(
-        ITensor MixR, ITensor MixW, ITensor MixK, ITensor MixV, ITensor MixA, ITensor MixG, // [D] x_r .. x_g
+        ITensor Mixes,                 // [6D] x_r, x_w, x_k, x_v, x_a, x_g
         Lora Decay, Lora Rate, Lora Gate, Lora? ValueResidual,
         ITensor KeyNormScale,          // [A] k_k
         ITensor KeyRateScale,          // [A] k_a
@@ -33,7 +33,8 @@ public sealed class Rwkv7Model : RwkvModel
     private readonly float _groupNormEps;
     private readonly IWeightMatrix _expand;  // [A, H]: copies a head's value to each of its channels
     private readonly ITensor _unitNorm, _minusOne, _decayScale;
-    private readonly ITensor _lora, _mixed, _r, _w, _k, _v, _a, _b, _g, _kk, _t, _y, _valueFirst, _headSums;
+    private readonly ITensor _lora, _r, _w, _k, _v, _a, _b, _g, _kk, _t, _y, _valueFirst, _mixedValue, _headSums;
+    private readonly ITensor[] _inputs;  // [B·D] each: the inputs of r, w, k, v, a, g
 
     public Rwkv7Model(ModelConfig config, ITensorSource tensors, IBackend backend, ModelOptions options)
         : base(config, tensors, backend, options, "", "emb.weight", "ln0", FeedForwardSizeOf(config, tensors, "blocks.0.ffn.key.weight"))
@@ -57,8 +58,7 @@ public sealed class Rwkv7Model : RwkvModel
             string a = Block("", i) + "att.", f = Block("", i) + "ffn.";
             float[] keyRate = Loader.Floats(a + "k_a", _attention);
             _layers[i] = new Layer(
-                Loader.Vector(a + "x_r", Dim), Loader.Vector(a + "x_w", Dim), Loader.Vector(a + "x_k", Dim),
-                Loader.Vector(a + "x_v", Dim), Loader.Vector(a + "x_a", Dim), Loader.Vector(a + "x_g", Dim),
+                Vectors(a + "x_r", a + "x_w", a + "x_k", a + "x_v", a + "x_a", a + "x_g"),
                 LoadLora(a, "w", "d_decay_lora", true), LoadLora(a, "a", "d_aaa_lora", true), LoadLora(a, "g", "d_gate_lora", false),
                 i > 0 ? LoadLora(a, "v", "d_mv_lora", true) : null,
                 Loader.Vector(a + "k_k", _attention),
@@ -71,7 +71,7 @@ public sealed class Rwkv7Model : RwkvModel
                 Loader.Matrix(a + "output.weight", Dim, _attention),
                 Loader.Vector(a + "ln_x.weight", _attention),
                 Loader.Vector(a + "ln_x.bias", _attention));
-            FeedForwards[i] = new FeedForward(Loader.Vector(f + "x_k", Dim), null,
+            FeedForwards[i] = new FeedForward(Vectors(f + "x_k"),
                 Loader.Matrix(f + "key.weight", FeedForwardSize, Dim), Loader.Matrix(f + "value.weight", Dim, FeedForwardSize), null);
         }
 
@@ -86,10 +86,10 @@ public sealed class Rwkv7Model : RwkvModel
 
         int b = MaxBatch, n = b * _attention;
         _lora = backend.Allocate(b * _maxRank);
-        _mixed = backend.Allocate(b * Dim);
+        _inputs = Enumerable.Range(0, 6).Select(_ => backend.Allocate(b * Dim)).ToArray();
         (_r, _w, _k, _v, _a, _b, _g) = (backend.Allocate(n), backend.Allocate(n), backend.Allocate(n), backend.Allocate(n),
             backend.Allocate(n), backend.Allocate(n), backend.Allocate(n));
-        (_kk, _t, _y, _valueFirst) = (backend.Allocate(n), backend.Allocate(n), backend.Allocate(n), backend.Allocate(n));
+        (_kk, _t, _y, _valueFirst, _mixedValue) = (backend.Allocate(n), backend.Allocate(n), backend.Allocate(n), backend.Allocate(n), backend.Allocate(n));
         _headSums = backend.Allocate(b * _heads);
     }
 
@@ -113,44 +113,42 @@ public sealed class Rwkv7Model : RwkvModel
         var l = _layers[layer];
         int count = n * _attention;
 
-        // y = Up f(Down x) + bias, the LoRA shape every data-dependent vector has.
-        void LowRank(Lora lora, Activation? inner, ITensor output)
+        // y = Up f(Down x) + bias, the LoRA shape every data-dependent vector has (the bias added by the product).
+        void LowRank(Lora lora, ITensor input, Activation? inner, ITensor output)
         {
-            be.Linear(lora.Down, null, _mixed, _lora, n);
+            be.Linear(lora.Down, null, input, _lora, n);
             if (inner is { } f) be.Activate(f, _lora, _lora, n * lora.Down.Rows);
-            be.Linear(lora.Up, null, _lora, output, n);
-            if (lora.Bias is not null) be.Binary(BinaryOp.Add, output, lora.Bias, output, count, _attention);
+            be.Linear(lora.Up, lora.Bias, _lora, output, n);
         }
 
-        Mix(l.MixR, _mixed, n, Dim);
-        be.Linear(l.Receptance, null, _mixed, _r, n);
-        Mix(l.MixW, _mixed, n, Dim);
-        LowRank(l.Decay, Activation.Tanh, _w);
+        // The token shift and all six interpolations (r, w, k, v, a, g) in one op.
+        ShiftMix(state.TimeShift[layer], l.Mixes, null, _inputs, n);
+        be.Linear(l.Receptance, null, _inputs[0], _r, n);
+        LowRank(l.Decay, _inputs[1], Activation.Tanh, _w);
         be.Activate(Activation.Sigmoid, _w, _w, count);
         be.Binary(BinaryOp.Mul, _w, _decayScale, _w, count, 1);
         be.Activate(Activation.Exp, _w, _w, count);
-        Mix(l.MixK, _mixed, n, Dim);
-        be.Linear(l.Key, null, _mixed, _k, n);
-        Mix(l.MixV, _mixed, n, Dim);
-        be.Linear(l.Value, null, _mixed, _v, n);
+        be.Linear(l.Key, null, _inputs[2], _k, n);
+        ITensor v;
         if (l.ValueResidual is null)
         {
-            be.Copy(_v, 0, _valueFirst, 0, count);
+            // Layer 0's values are the v_first of the later layers.
+            be.Linear(l.Value, null, _inputs[3], _valueFirst, n);
+            v = _valueFirst;
         }
         else
         {
-            // v += (v_first - v) · sigmoid(LoRA(x_v)).
-            LowRank(l.ValueResidual, null, _t);
+            // v + (v_first - v) · sigmoid(LoRA(x_v)): the interpolation of a token shift of one row of all the batch's
+            // values whose carried row is v_first (the same subtraction, product and sum).
+            be.Linear(l.Value, null, _inputs[3], _v, n);
+            LowRank(l.ValueResidual, _inputs[3], null, _t);
             be.Activate(Activation.Sigmoid, _t, _t, count);
-            be.Binary(BinaryOp.Sub, _valueFirst, _v, _kk, count, count);
-            be.Binary(BinaryOp.Mul, _kk, _t, _kk, count, count);
-            be.Add(_v, _kk, _v, count);
+            be.TokenShiftMix(_v, _valueFirst, _t, null, [_mixedValue], 1, count, updateState: false);
+            v = _mixedValue;
         }
-        Mix(l.MixA, _mixed, n, Dim);
-        LowRank(l.Rate, null, _a);
+        LowRank(l.Rate, _inputs[4], null, _a);
         be.Activate(Activation.Sigmoid, _a, _a, count);
-        Mix(l.MixG, _mixed, n, Dim);
-        LowRank(l.Gate, Activation.Sigmoid, _g);
+        LowRank(l.Gate, _inputs[5], Activation.Sigmoid, _g);
 
         be.Binary(BinaryOp.Mul, _k, l.KeyNormScale, _kk, count, _attention);
         be.Binary(BinaryOp.Mul, _a, l.KeyRateScale, _t, count, _attention);
@@ -159,16 +157,16 @@ public sealed class Rwkv7Model : RwkvModel
         be.RmsNorm(_kk, _unitNorm, _kk, n * _heads, _headSize, 1e-24f / _headSize);
         be.Binary(BinaryOp.Mul, _kk, _a, _b, count, count);
         be.Binary(BinaryOp.Mul, _kk, _minusOne, _kk, count, 1);
-        be.Wkv7(_r, _w, _k, _v, _kk, _b, state.Wkv[layer], _y, n, _heads, _headSize);
+        be.Wkv7(_r, _w, _k, v, _kk, _b, state.Wkv[layer], _y, n, _heads, _headSize);
         be.LayerNorm(_y, l.GroupNormWeight, l.GroupNormBias, _y, n * _heads, _headSize, _groupNormEps);
 
         // y += (Σ_head r·k·r_k) · v, then the gate.
         be.Binary(BinaryOp.Mul, _r, _k, _t, count, count);
         be.Linear(l.Bonus, null, _t, _headSums, n);
         be.Linear(_expand, null, _headSums, _t, n);
-        be.Binary(BinaryOp.Mul, _t, _v, _t, count, count);
+        be.Binary(BinaryOp.Mul, _t, v, _t, count, count);
         be.Add(_y, _t, _y, count);
         be.Binary(BinaryOp.Mul, _y, _g, _y, count, count);
-        be.Linear(l.Output, null, _y, Branch, n);
+        AddProduct(layer, l.Output, _y, n);
     }
 }

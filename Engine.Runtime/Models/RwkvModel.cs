@@ -6,13 +6,18 @@ namespace Engine.Runtime.Models;
 /// <summary>
 /// What RWKV-4, -6 and -7 share: embedding and its first layer norm, per block x += TimeMix(ln1(x)) and
 /// x += ChannelMix(ln2(x)), the output layer norm and head, the token shift, and the recurrent state. A version
-/// supplies its time mixing, its channel-mix weights and the shape of its WKV state.
+/// supplies its time mixing, its channel-mix weights and the shape of its WKV state. Token shifts and their
+/// interpolations are one <see cref="IBackend.TokenShiftMix"/> each, and branch outputs are accumulated into the hidden
+/// state by their product where no scale intervenes.
 /// Shapes: D = hidden size, F = channel-mix size, V = vocab, B = batch tokens.
 /// </summary>
 public abstract class RwkvModel : ILanguageModel
 {
-    /// <summary>Channel mixing: r = sigmoid(Receptance xr) when present, out = r · Value relu(Key xk)².</summary>
-    protected sealed record FeedForward(ITensor MixKey, ITensor? MixReceptance, IWeightMatrix Key, IWeightMatrix Value, IWeightMatrix? Receptance);
+    /// <summary>
+    /// Channel mixing: r = sigmoid(Receptance xr) when present, out = r · Value relu(Key xk)². <paramref name="Mixes"/>
+    /// holds the key's mix [D], then the receptance's [D] when there is a receptance.
+    /// </summary>
+    protected sealed record FeedForward(ITensor Mixes, IWeightMatrix Key, IWeightMatrix Value, IWeightMatrix? Receptance);
 
     private sealed record Norm(ITensor Weight, ITensor Bias);
 
@@ -34,14 +39,13 @@ public abstract class RwkvModel : ILanguageModel
     /// <summary>Channel-mix weights of each layer, loaded by the version's constructor.</summary>
     protected FeedForward[] FeedForwards { get; }
 
-    // Activations, allocated once for the largest batch: the hidden state, a block's normed input, its token shift
-    // (previous token's normed input minus this one's), the branch output, scratch, and the channel-mix hidden layer.
+    // Activations, allocated once for the largest batch: the hidden state, a block's normed input, the branch output,
+    // scratch, and the channel mix's receptance input, hidden layer and receptance.
     protected ITensor X { get; }
     protected ITensor Normed { get; }
-    protected ITensor Shifted { get; }
     protected ITensor Branch { get; }
     protected ITensor Scratch { get; }
-    private readonly ITensor _ffnHidden, _ffnReceptance;
+    private readonly ITensor _ffnMixed, _ffnHidden, _ffnReceptance;
 
     public ModelConfig Config { get; }
     public IBackend Backend { get; }
@@ -84,9 +88,9 @@ public abstract class RwkvModel : ILanguageModel
         int b = MaxBatch;
         X = backend.Allocate(b * Dim);
         Normed = backend.Allocate(b * Dim);
-        Shifted = backend.Allocate(b * Dim);
         Branch = backend.Allocate(b * Dim);
         Scratch = backend.Allocate(b * Dim);
+        _ffnMixed = backend.Allocate(b * Dim);
         _ffnHidden = backend.Allocate(b * FeedForwardSize);
         _ffnReceptance = backend.Allocate(b * Dim);
         _output = new OutputHead(backend, _head, X, Normed,
@@ -100,8 +104,9 @@ public abstract class RwkvModel : ILanguageModel
         config.IntermediateSize > 0 ? config.IntermediateSize : (int)tensors.Require(key).Rows;
 
     /// <summary>
-    /// Writes the time-mixing output of batch rows [0, n) of <see cref="Normed"/> (token shift in <see cref="Shifted"/>)
-    /// into <see cref="Branch"/>, carrying <paramref name="state"/>'s WKV state of the layer.
+    /// Adds the time-mixing output of batch rows [0, n) of <see cref="Normed"/> to <see cref="X"/> (with
+    /// <see cref="AddProduct"/>), carrying <paramref name="state"/>'s token shift (<see cref="ShiftMix"/>, updated by its
+    /// last call) and WKV state of the layer.
     /// </summary>
     protected abstract void TimeMix(int layer, RwkvState state, int n);
 
@@ -147,18 +152,15 @@ public abstract class RwkvModel : ILanguageModel
         for (int i = 0; i < LayerCount; i++)
         {
             be.LayerNorm(X, _timeNorms[i].Weight, _timeNorms[i].Bias, Normed, n, Dim, Eps);
-            TokenShift(state.TimeShift[i], n);
             TimeMix(i, state, n);
-            AddBranch(i, n);
 
             be.LayerNorm(X, _channelNorms[i].Weight, _channelNorms[i].Bias, Normed, n, Dim, Eps);
-            TokenShift(state.ChannelShift[i], n);
-            ChannelMix(FeedForwards[i], n);
-            AddBranch(i, n);
+            ChannelMix(i, state.ChannelShift[i], n);
             AfterBlock(i, n);
         }
     }
 
+    /// <summary>X += <see cref="Branch"/> (scaled by the layer's <see cref="BranchScale"/> first) for batch rows [0, n).</summary>
     private void AddBranch(int layer, int n)
     {
         if (BranchScale(layer) is { } scale) Backend.Binary(BinaryOp.Mul, Branch, scale, Branch, n * Dim, 1);
@@ -166,43 +168,54 @@ public abstract class RwkvModel : ILanguageModel
     }
 
     /// <summary>
-    /// <see cref="Shifted"/> = the previous token's <see cref="Normed"/> row minus this one's (row 0's previous token is
-    /// the one <paramref name="last"/> kept from the last call); then <paramref name="last"/> keeps the batch's last row.
+    /// X += (<paramref name="output"/> · <paramref name="input"/>) for batch rows [0, n): one accumulating product, or
+    /// where the layer's branch is scaled, the product into <see cref="Branch"/>, the scale and the add.
     /// </summary>
-    private void TokenShift(ITensor last, int n)
+    protected void AddProduct(int layer, IWeightMatrix output, ITensor input, int n)
     {
-        var be = Backend;
-        be.Copy(last, 0, Shifted, 0, Dim);
-        if (n > 1) be.Copy(Normed, 0, Shifted, Dim, (n - 1) * Dim);
-        be.Copy(Normed, (n - 1) * Dim, last, 0, Dim);
-        be.Binary(BinaryOp.Sub, Shifted, Normed, Shifted, n * Dim, n * Dim);
+        if (BranchScale(layer) is null)
+        {
+            Backend.Linear(output, null, input, X, n, new ProductFusion { Accumulate = true });
+            return;
+        }
+        Backend.Linear(output, null, input, Branch, n);
+        AddBranch(layer, n);
     }
 
     /// <summary>
-    /// output = Normed + Shifted · mix for batch rows [0, n): the interpolation between this token and the previous
-    /// one; <paramref name="mixLength"/> is D for one mix for all tokens, n·D for one per token.
+    /// The token shift of batch rows [0, n) of <see cref="Normed"/> and its interpolations, one dispatch: output i =
+    /// Normed + (previous row - Normed) · mix i, mix i = <paramref name="mixes"/>[i·D ..] (+ <paramref name="tokenMixes"/>
+    /// [t][i][D], per token), row 0's previous row being the one <paramref name="last"/> kept from the last call; then,
+    /// when <paramref name="updateState"/>, <paramref name="last"/> keeps the batch's last row.
     /// </summary>
-    protected void Mix(ITensor mix, ITensor output, int n, int mixLength)
-    {
-        Backend.Binary(BinaryOp.Mul, Shifted, mix, output, n * Dim, mixLength);
-        Backend.Add(output, Normed, output, n * Dim);
-    }
+    protected void ShiftMix(ITensor last, ITensor mixes, ITensor? tokenMixes, ReadOnlySpan<ITensor> outputs, int n, bool updateState = true) =>
+        Backend.TokenShiftMix(Normed, last, mixes, tokenMixes, outputs, n, Dim, updateState);
 
-    private void ChannelMix(FeedForward ffn, int n)
+    private void ChannelMix(int layer, ITensor last, int n)
     {
         var be = Backend;
+        var ffn = FeedForwards[layer];
         int f = ffn.Key.Rows;
-        Mix(ffn.MixKey, Scratch, n, Dim);
+        if (ffn.Receptance is null)
+        {
+            ShiftMix(last, ffn.Mixes, null, [Scratch], n);
+            be.Linear(ffn.Key, null, Scratch, _ffnHidden, n);
+            be.Activate(Activation.ReluSquared, _ffnHidden, _ffnHidden, n * f);
+            AddProduct(layer, ffn.Value, _ffnHidden, n);
+            return;
+        }
+        ShiftMix(last, ffn.Mixes, null, [Scratch, _ffnMixed], n);
         be.Linear(ffn.Key, null, Scratch, _ffnHidden, n);
         be.Activate(Activation.ReluSquared, _ffnHidden, _ffnHidden, n * f);
         be.Linear(ffn.Value, null, _ffnHidden, Branch, n);
-        if (ffn.Receptance is null) return;
-        Mix(ffn.MixReceptance!, Scratch, n, Dim);
-        be.Linear(ffn.Receptance, null, Scratch, _ffnReceptance, n);
+        be.Linear(ffn.Receptance, null, _ffnMixed, _ffnReceptance, n);
         be.Activate(Activation.Sigmoid, _ffnReceptance, _ffnReceptance, n * Dim);
         be.Binary(BinaryOp.Mul, Branch, _ffnReceptance, Branch, n * Dim, n * Dim);
+        AddBranch(layer, n);
     }
 
+    /// <summary>Uploads the vectors <paramref name="names"/> (each [D]) one after another, as one tensor.</summary>
+    protected ITensor Vectors(params string[] names) => Backend.UploadVector(names.SelectMany(name => Loader.Floats(name, Dim)).ToArray());
 
     /// <summary>
     /// A matrix stored the way it is applied as x @ W ([<paramref name="columns"/>, <paramref name="rows"/>], RWKV's LoRA

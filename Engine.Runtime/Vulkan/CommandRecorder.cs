@@ -10,16 +10,22 @@ internal enum Access
 }
 
 /// <summary>
-/// Records dispatches into one command buffer and submits it once, when a result is needed. A memory barrier is
-/// inserted only where a dispatch touches a range an earlier, unbarriered dispatch wrote (or writes one it read),
-/// so independent ops such as the q, k and v projections run back to back.
+/// Records dispatches into command buffers and submits them as they fill, so the device works on the first part of a
+/// step while the host records the rest; the host waits only when a result is needed. A memory barrier is inserted
+/// only where a dispatch touches a range an earlier, unbarriered dispatch wrote (or writes one it read), so
+/// independent ops run back to back; barriers order work across the command buffers of one queue too.
 /// </summary>
 internal sealed unsafe class CommandRecorder : IDisposable
 {
     private readonly VulkanContext _context;
     private readonly DescriptorCache _descriptors;
-    private readonly CommandBuffer _commands;
-    private readonly Fence _fence;
+    /// <summary>Dispatches in the first command buffer of a step (the device starts early), then in each later one.</summary>
+    private const int FirstBatch = 8, LaterBatch = 48;
+
+    private readonly List<(CommandBuffer Commands, Fence Fence)> _buffers = [];
+    private int _used;          // buffers submitted since the last wait
+    private int _inBuffer;      // dispatches in the buffer being recorded
+    private CommandBuffer _commands;
     private readonly List<BufferSlice> _pendingWrites = [];
     private readonly List<BufferSlice> _pendingReads = [];
     private bool _recording;
@@ -32,25 +38,16 @@ internal sealed unsafe class CommandRecorder : IDisposable
     /// <summary>Barriers recorded since the last submit.</summary>
     public int BarrierCount { get; private set; }
 
+    /// <summary>Command buffers submitted since the counters were reset.</summary>
     public int Submissions { get; private set; }
+
+    /// <summary>Times the host waited for the device since the counters were reset: one per step that reads a result.</summary>
+    public int HostWaits { get; private set; }
 
     public CommandRecorder(VulkanContext context, DescriptorCache descriptors)
     {
         _context = context;
         _descriptors = descriptors;
-        var vk = context.Vk;
-        var allocateInfo = new CommandBufferAllocateInfo
-        {
-            SType = StructureType.CommandBufferAllocateInfo,
-            CommandPool = context.CommandPool,
-            Level = CommandBufferLevel.Primary,
-            CommandBufferCount = 1,
-        };
-        VulkanException.Check(vk.AllocateCommandBuffers(context.Device, in allocateInfo, out var commands), "vkAllocateCommandBuffers");
-        _commands = commands;
-        var fenceInfo = new FenceCreateInfo { SType = StructureType.FenceCreateInfo };
-        VulkanException.Check(vk.CreateFence(context.Device, in fenceInfo, null, out var fence), "vkCreateFence");
-        _fence = fence;
         if (Environment.GetEnvironmentVariable(KernelProfiler.EnvironmentVariable) == "1") _profiler = new KernelProfiler(context);
     }
 
@@ -83,6 +80,8 @@ internal sealed unsafe class CommandRecorder : IDisposable
         vk.CmdDispatch(_commands, groupsX, groupsY, groupsZ);
         _profiler?.AfterDispatch(_commands, kernel.Name);
         DispatchCount++;
+        // The profiler times one command buffer per step.
+        if (++_inBuffer >= (_used == 0 ? FirstBatch : LaterBatch) && _profiler is null) SubmitBuffer(wait: false);
     }
 
     /// <summary>Records a copy of a slice into a host-visible buffer, after every earlier dispatch.</summary>
@@ -123,21 +122,40 @@ internal sealed unsafe class CommandRecorder : IDisposable
         _context.Vk.CmdPipelineBarrier(_commands, PipelineStageFlags.TransferBit, PipelineStageFlags.ComputeShaderBit | PipelineStageFlags.TransferBit, 0, 1, in barrier, 0, null, 0, null);
     }
 
-    /// <summary>Ends the command buffer, submits it once and waits for it: the only host-device sync of a step.</summary>
+    /// <summary>Submits what has been recorded and waits for all of it: the only host-device sync of a step.</summary>
     public void Submit()
     {
-        if (!_recording) return;
+        if (_recording) SubmitBuffer(wait: true);
+        else WaitAll();
+    }
+
+    /// <summary>Ends and submits the buffer being recorded; with <paramref name="wait"/>, waits for every submitted buffer.</summary>
+    private void SubmitBuffer(bool wait)
+    {
         var vk = _context.Vk;
         VulkanException.Check(vk.EndCommandBuffer(_commands), "vkEndCommandBuffer");
         var commands = _commands;
         var submit = new SubmitInfo { SType = StructureType.SubmitInfo, CommandBufferCount = 1, PCommandBuffers = &commands };
-        VulkanException.Check(vk.QueueSubmit(_context.Queue, 1, in submit, _fence), "vkQueueSubmit");
-        var fence = _fence;
-        VulkanException.Check(vk.WaitForFences(_context.Device, 1, in fence, true, ulong.MaxValue), "vkWaitForFences");
-        VulkanException.Check(vk.ResetFences(_context.Device, 1, in fence), "vkResetFences");
-        _profiler?.Collect();
+        VulkanException.Check(vk.QueueSubmit(_context.Queue, 1, in submit, _buffers[_used].Fence), "vkQueueSubmit");
+        _used++;
         _recording = false;
         Submissions++;
+        if (wait) WaitAll();
+    }
+
+    private void WaitAll()
+    {
+        if (_used == 0) return;
+        var vk = _context.Vk;
+        var fences = stackalloc Fence[_used];
+        for (int i = 0; i < _used; i++) fences[i] = _buffers[i].Fence;
+        VulkanException.Check(vk.WaitForFences(_context.Device, (uint)_used, fences, true, ulong.MaxValue), "vkWaitForFences");
+        VulkanException.Check(vk.ResetFences(_context.Device, (uint)_used, fences), "vkResetFences");
+        _profiler?.Collect();
+        _used = 0;
+        HostWaits++;
+        _pendingWrites.Clear();
+        _pendingReads.Clear();
     }
 
     public void ResetCounters()
@@ -145,6 +163,7 @@ internal sealed unsafe class CommandRecorder : IDisposable
         DispatchCount = 0;
         BarrierCount = 0;
         Submissions = 0;
+        HostWaits = 0;
     }
 
     public void Dispose()
@@ -154,22 +173,39 @@ internal sealed unsafe class CommandRecorder : IDisposable
         var vk = _context.Vk;
         vk.DeviceWaitIdle(_context.Device);
         _profiler?.Dispose();
-        vk.DestroyFence(_context.Device, _fence, null);
-        var commands = _commands;
-        vk.FreeCommandBuffers(_context.Device, _context.CommandPool, 1, in commands);
+        foreach (var (commands, fence) in _buffers)
+        {
+            vk.DestroyFence(_context.Device, fence, null);
+            vk.FreeCommandBuffers(_context.Device, _context.CommandPool, 1, in commands);
+        }
     }
 
+    /// <summary>Starts the next command buffer (created on first need; its last use has completed).</summary>
     private void Begin()
     {
         if (_recording) return;
         var vk = _context.Vk;
+        if (_used == _buffers.Count)
+        {
+            var allocateInfo = new CommandBufferAllocateInfo
+            {
+                SType = StructureType.CommandBufferAllocateInfo,
+                CommandPool = _context.CommandPool,
+                Level = CommandBufferLevel.Primary,
+                CommandBufferCount = 1,
+            };
+            VulkanException.Check(vk.AllocateCommandBuffers(_context.Device, in allocateInfo, out var created), "vkAllocateCommandBuffers");
+            var fenceInfo = new FenceCreateInfo { SType = StructureType.FenceCreateInfo };
+            VulkanException.Check(vk.CreateFence(_context.Device, in fenceInfo, null, out var fence), "vkCreateFence");
+            _buffers.Add((created, fence));
+        }
+        _commands = _buffers[_used].Commands;
         VulkanException.Check(vk.ResetCommandBuffer(_commands, 0), "vkResetCommandBuffer");
         var beginInfo = new CommandBufferBeginInfo { SType = StructureType.CommandBufferBeginInfo, Flags = CommandBufferUsageFlags.OneTimeSubmitBit };
         VulkanException.Check(vk.BeginCommandBuffer(_commands, in beginInfo), "vkBeginCommandBuffer");
         _recording = true;
-        _profiler?.Begin(_commands);
-        _pendingWrites.Clear();
-        _pendingReads.Clear();
+        _inBuffer = 0;
+        if (_used == 0) _profiler?.Begin(_commands);
     }
 
     private void ComputeBarrier()

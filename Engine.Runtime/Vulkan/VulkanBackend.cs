@@ -37,6 +37,7 @@ public sealed unsafe class VulkanBackend : IBackend
     private ITensor? _rotatedInput;
     private ITensor? _rotatedOutput;
     private ITensor? _ssdScratch;
+    private ITensor? _matMulPartial;
     private GpuBuffer? _readback;
     private GpuBuffer? _arenaBlock;
     private ulong _arenaUsed;
@@ -311,7 +312,6 @@ public sealed unsafe class VulkanBackend : IBackend
         var matVec = tokens <= tuning.MaxColumns
             ? MatVecKernel(tuning.Variant("matvec_"), w, tuning.Constants(rows, tokens, inputColumns, fusions))
             : null;
-        var matMul = matVec is null ? WeightKernel("matmul_", w, WeightPush.ProductBindings, []) : null;
         foreach (var chunk in w.Chunks)
         {
             var push = WeightPush.For(w, chunk, bias is not null, tokens, fusion.Outputs(w.Rows), inputColumns);
@@ -326,10 +326,68 @@ public sealed unsafe class VulkanBackend : IBackend
             }
             else
             {
-                _recorder.Dispatch(matMul!, slices, access, push, (uint)((chunk.Rows + 63) / 64), (uint)((tokens + 63) / 64));
+                MatMul(w, chunk, push, slices, access, tokens);
             }
         }
     }
+
+    /// <summary>Tests: forces the mat-mat tiling of every product (null: chosen per device and shape, <see cref="MatMulTiling.Choose"/>).</summary>
+    internal MatMulTiling? MatMulTilingOverride { get; set; }
+
+    private MatMulTiling ChooseMatMul(int rows, int columns, int tokens, bool experts)
+    {
+        var tiling = MatMulTilingOverride ?? MatMulTiling.Choose(_context.Info, rows, columns, tokens, experts);
+        if (experts) tiling = tiling with { Split = 1 };
+        tiling.Check(_context.Limits.MaxComputeSharedMemorySize);
+        return tiling;
+    }
+
+    /// <summary>The mat-mat pipeline of a weight format at a tiling (one pipeline per format and specialization).</summary>
+    private ComputeKernel MatMulKernel(string op, VulkanWeightMatrix w, uint[] constants)
+    {
+        string name = op + w.Info.Format.ShaderTag(w.Parameters);
+        string key = name + "#" + string.Join(',', constants);
+        if (!_kernels.TryGetValue(key, out var kernel))
+        {
+            kernel = new ComputeKernel(_context, name, WeightPush.ProductBindings, (uint)sizeof(WeightPush), constants);
+            _kernels[key] = kernel;
+        }
+        return kernel;
+    }
+
+    /// <summary>
+    /// One chunk's mat-mat product (matmul.comp): a workgroup per tile of rows and tokens; with split-k, partial sums
+    /// per column range into a scratch tensor (binding 5), then the same shader with REDUCE adds them up and applies the epilogue.
+    /// </summary>
+    private void MatMul(VulkanWeightMatrix w, VulkanWeightMatrix.Chunk chunk, WeightPush push, BufferSlice[] slices, Access[] access, int tokens)
+    {
+        var tiling = ChooseMatMul(chunk.Rows, (int)push.Cols, tokens, experts: false);
+        bool vec4 = push.Cols % 4 == 0;
+        // The partial sums must fit one binding.
+        long maxFloats = (long)(_context.MaxBindingRange / sizeof(float));
+        while (tiling.Split > 1 && (long)tiling.Split * tokens * (chunk.Rows + 1) > maxFloats) tiling = tiling with { Split = tiling.Split - 1 };
+        uint groupsX = ((uint)chunk.Rows + tiling.TileRows - 1) / tiling.TileRows;
+        uint groupsY = ((uint)tokens + tiling.TileTokens - 1) / tiling.TileTokens;
+        if (groupsY > MaxGroupsPerDimension)
+            throw new NotSupportedException($"{tokens} tokens exceed one mat-mat dispatch's workgroup counts");
+        var kernel = MatMulKernel("matmul_", w, tiling.Constants(vec4));
+        if (tiling.Split == 1)
+        {
+            _recorder.Dispatch(kernel, slices, access, push, groupsX, groupsY);
+            return;
+        }
+        var partial = Tensor(ScratchTensor.Ensure(this, ref _matMulPartial, (long)tiling.Split * tokens * (chunk.Rows + 1))).Slice;
+        BufferSlice[] splitSlices = [.. slices];
+        splitSlices[5] = partial;
+        _recorder.Dispatch(kernel, splitSlices, SplitAccess, push, groupsX, groupsY, tiling.Split);
+        uint outputs = (push.Fusion & WeightPush.FuseSwiGlu) != 0 ? (uint)chunk.Rows / 2 : (uint)chunk.Rows;
+        _recorder.Dispatch(MatMulKernel("matmul_", w, tiling.ReduceConstants(vec4)), splitSlices, ReduceAccess, push,
+            (outputs + MatMulTiling.ReduceWorkgroup - 1) / MatMulTiling.ReduceWorkgroup, (uint)tokens);
+    }
+
+    // Split-k: the column ranges write partial sums (binding 5) and leave y alone; the reduction reads them and writes y.
+    private static readonly Access[] SplitAccess = [Access.Read, Access.Read, Access.Read, Access.Read, Access.Read, Access.Write, Access.Read];
+    private static readonly Access[] ReduceAccess = [Access.Read, Access.Read, Access.Write, Access.Read, Access.Read, Access.Read, Access.Read];
 
     public void RmsNorm(ITensor x, ITensor weight, ITensor y, int rows, int dim, float eps) =>
         Norm("rmsnorm", x, weight, null, y, rows, dim, eps);
@@ -367,14 +425,42 @@ public sealed unsafe class VulkanBackend : IBackend
             [Access.Read, Access.Read, Access.Write, Access.Write, Access.Write, Access.Read, Access.Read], push, (uint)(heads + 2 * kvHeads), (uint)tokens);
     }
 
-    public void Attention(ITensor q, ITensor keys, ITensor values, ITensor output, int tokens, int pos0, int heads, int kvHeads, int headDim, float scale, bool causal = true)
+    public void Attention(ITensor q, ITensor keys, ITensor values, ITensor output, int tokens, int pos0, int heads, int kvHeads, int headDim, float scale,
+        bool causal = true, int window = 0)
     {
-        if (headDim > 256) throw new NotSupportedException($"head dimension {headDim} is above the attention shader's 256");
-        var kernel = Kernel("attention", 4, (uint)sizeof(AttentionPush));
-        var push = new AttentionPush((uint)tokens, (uint)pos0, (uint)heads, (uint)kvHeads, (uint)headDim, scale, causal ? 1u : 0u);
-        _recorder.Dispatch(kernel, [Tensor(q).Slice, Tensor(keys).Slice, Tensor(values).Slice, Tensor(output).Slice],
-            [Access.Read, Access.Read, Access.Read, Access.Write], push, (uint)heads, (uint)tokens);
+        AttentionChecks.Validate(tokens, pos0, heads, kvHeads, headDim, causal, window);
+        if (tokens == 0) return;
+        var tuning = AttentionTuning;
+        var plan = AttentionPlan.Make(tuning, tokens, pos0, heads, kvHeads, headDim, causal, window);
+        var (name, constants) = tuning.Kernel(headDim);
+        var kernel = Kernel(name, 5, (uint)sizeof(AttentionPush), constants);
+        var push = new AttentionPush((uint)tokens, (uint)pos0, (uint)heads, (uint)kvHeads, (uint)headDim, scale, causal ? 1u : 0u, (uint)window,
+            (uint)plan.KeyBase, (uint)plan.SplitLength, (uint)plan.Splits, (uint)plan.BlockRows);
+        BufferSlice[] slices = [Tensor(q).Slice, Tensor(keys).Slice, Tensor(values).Slice, Tensor(output).Slice, Whole(_empty)];
+        uint groupsX = (uint)Math.Min(plan.Blocks, MaxGroupsPerDimension);   // the kernels loop over further blocks
+        if (plan.Splits == 1)
+        {
+            _recorder.Dispatch(kernel, slices, AttentionAccess, push, groupsX, (uint)kvHeads);
+            return;
+        }
+        slices[4] = Tensor(ScratchTensor.Ensure(this, ref _attentionPartials, (long)plan.Splits * tokens * heads * (headDim + 4))).Slice;
+        _recorder.Dispatch(kernel, slices, AttentionSplitAccess, push, groupsX, (uint)kvHeads, (uint)plan.Splits);
+        var (gx, gy) = Groups((uint)(((long)tokens * heads * headDim + 63) / 64));
+        _recorder.Dispatch(Kernel("attention_reduce", 5, (uint)sizeof(AttentionPush)), slices, AttentionReduceAccess, push, gx, gy);
     }
+
+    /// <summary>How attention runs on this device (kernel, block sizes, split-k); tests set it before the first attention call.</summary>
+    internal AttentionTuning AttentionTuning
+    {
+        get => _attentionTuning ??= AttentionTuning.For(_context);
+        set => _attentionTuning = value;
+    }
+
+    private AttentionTuning? _attentionTuning;
+    private ITensor? _attentionPartials;   // split-k: per split, kv head and row, the unnormalised output, maximum and sum
+    private static readonly Access[] AttentionAccess = [Access.Read, Access.Read, Access.Read, Access.Write, Access.Read];
+    private static readonly Access[] AttentionSplitAccess = [Access.Read, Access.Read, Access.Read, Access.Read, Access.Write];
+    private static readonly Access[] AttentionReduceAccess = [Access.Read, Access.Read, Access.Read, Access.Write, Access.Read];
 
     public void SwiGlu(ITensor gate, ITensor up, ITensor output, int count) =>
         Elementwise("swiglu", Tensor(gate).Slice, Tensor(up).Slice, Tensor(output).Slice, new ElementwisePush { Count = (uint)count });
@@ -547,9 +633,10 @@ public sealed unsafe class VulkanBackend : IBackend
         var tuning = MatVec;
         uint rows = MatVecRows(w);
         bool perSlot = tokens <= Math.Max(1, tuning.MaxColumns) && (long)tokens * k <= MaxGroupsPerDimension;
+        var tiling = perSlot ? default : ChooseMatMul(expertRows, inputColumns, tokens, experts: true);
         var kernel = perSlot
             ? MatVecKernel(tuning.Variant("matvec_experts_"), w, tuning.Constants(rows, 1, inputColumns, 0))
-            : WeightKernel("matmul_experts_", w, WeightPush.ProductBindings, []);
+            : MatMulKernel("matmul_experts_", w, tiling.Constants(inputColumns % 4 == 0));
         BufferSlice[] slices = [default, input.Slice, output.Slice, Whole(_empty), w.Aux ?? Whole(_empty), routing.Slice, Whole(_empty)];
         foreach (var chunk in w.Chunks)
         {
@@ -559,11 +646,12 @@ public sealed unsafe class VulkanBackend : IBackend
             if (perSlot)
                 _recorder.Dispatch(kernel, slices, ExpertAccess, push, MatVecTuning.Groups(expertRows, rows), (uint)(tokens * k));
             else
-                _recorder.Dispatch(kernel, slices, ExpertAccess, push, (uint)(expertRows + 63) / 64, (uint)(tokens + 63) / 64, (uint)(w.Rows / expertRows));
+                _recorder.Dispatch(kernel, slices, ExpertAccess, push, ((uint)expertRows + tiling.TileRows - 1) / tiling.TileRows,
+                    ((uint)tokens + tiling.TileTokens - 1) / tiling.TileTokens, (uint)(w.Rows / expertRows));
         }
     }
 
-    public void MoeCombine(ITensor expertOutputs, ITensor routing, ITensor? shared, ITensor? sharedScale, ITensor output, int tokens, int k, int dim)
+    public void MoeCombine(ITensor expertOutputs, ITensor routing, ITensor? shared, ITensor? sharedScale, ITensor output, int tokens, int k, int dim, bool accumulate = false)
     {
         var kernel = Kernel("moe_combine", 5, (uint)sizeof(MoeCombinePush));
         var (gx, gy) = Groups((uint)(tokens * dim + 63) / 64);
@@ -571,7 +659,7 @@ public sealed unsafe class VulkanBackend : IBackend
             [Tensor(routing).Slice, Tensor(expertOutputs).Slice, shared is null ? Whole(_empty) : Tensor(shared).Slice,
                 sharedScale is null ? Whole(_empty) : Tensor(sharedScale).Slice, Tensor(output).Slice],
             [Access.Read, Access.Read, Access.Read, Access.Read, Access.Write],
-            new MoeCombinePush((uint)tokens, (uint)k, (uint)dim, shared is null ? 0u : 1u, sharedScale is null ? 0u : 1u), gx, gy);
+            new MoeCombinePush((uint)tokens, (uint)k, (uint)dim, shared is null ? 0u : 1u, sharedScale is null ? 0u : 1u, accumulate ? 1u : 0u), gx, gy);
     }
 
     public void RopePositions(ITensor x, ITensor table, ITensor positions, int tokens, int heads, int headDim, int section0, int section1, RopeLayout layout)
@@ -587,6 +675,39 @@ public sealed unsafe class VulkanBackend : IBackend
         var kernel = Kernel("softmax", 1, (uint)sizeof(SoftmaxPush), _reduceWorkgroup);
         var (gx, gy) = Groups((uint)rows);
         _recorder.Dispatch(kernel, [Tensor(x).Slice], [Access.Write], new SoftmaxPush((uint)rows, (uint)cols), gx, gy);
+    }
+
+    /// <summary>
+    /// One dispatch: an invocation per channel and chunk of 16 tokens (workgroup layers z), the chunk of token 0
+    /// reading the channel's carried row and then alone writing its new value. Bindings: x, mixes, state, token mixes
+    /// (the mixes when absent), outputs 0..5 (unused slots bind output 0 again and are never touched).
+    /// </summary>
+    public void TokenShiftMix(ITensor x, ITensor state, ITensor mixes, ITensor? tokenMixes, ReadOnlySpan<ITensor> outputs, int tokens, int dim, bool updateState)
+    {
+        const int maxOutputs = 6;
+        if (outputs.Length is < 1 or > maxOutputs) throw new ArgumentException($"token shift takes 1 to {maxOutputs} outputs, got {outputs.Length}", nameof(outputs));
+        if (tokens <= 0 || dim <= 0) return;
+        var slices = new BufferSlice[4 + maxOutputs];
+        var access = new Access[slices.Length];
+        slices[0] = Tensor(x).Slice;
+        slices[1] = Tensor(mixes).Slice;
+        slices[2] = Tensor(state).Slice;
+        slices[3] = Tensor(tokenMixes ?? mixes).Slice;
+        access[2] = updateState ? Access.Write : Access.Read;
+        for (int i = 0; i < maxOutputs; i++)
+        {
+            slices[4 + i] = Tensor(outputs[i < outputs.Length ? i : 0]).Slice;
+            access[4 + i] = Access.Write;
+        }
+        var kernel = Kernel("token_shift", slices.Length, (uint)sizeof(ElementwisePush));
+        // elementwise.comp's block, as OP_TOKEN_SHIFT reads it: count = dim, function = flags, bLength = outputs, width = tokens.
+        var push = new ElementwisePush
+        {
+            Count = (uint)dim, Function = (updateState ? 1u : 0u) | (tokenMixes is null ? 0u : 2u), BLength = (uint)outputs.Length, Width = (uint)tokens,
+        };
+        const int tokenChunk = 16;   // TOKEN_CHUNK of elementwise.comp
+        var (gx, gy) = Groups(((uint)dim + 255) / 256);
+        _recorder.Dispatch(kernel, slices, access, push, gx, gy, (uint)((tokens + tokenChunk - 1) / tokenChunk));
     }
 
     public void Read(ITensor tensor, Span<float> destination)
@@ -691,7 +812,8 @@ public sealed unsafe class VulkanBackend : IBackend
     private readonly record struct NormPush(uint Rows, uint Dim, float Eps, uint WeightLength, uint HasBias);
     private readonly record struct RopePush(uint Tokens, uint Heads, uint HeadDim, uint Pos0, uint RotateHalf);
     private readonly record struct RopeKvPush(uint Tokens, uint Heads, uint KvHeads, uint HeadDim, uint Pos0, int RopeShift, uint RotateHalf, uint HasQueryNorm, uint HasKeyNorm, float Eps);
-    private readonly record struct AttentionPush(uint Tokens, uint Pos0, uint Heads, uint KvHeads, uint HeadDim, float Scale, uint Causal);
+    private readonly record struct AttentionPush(uint Tokens, uint Pos0, uint Heads, uint KvHeads, uint HeadDim, float Scale, uint Causal, uint Window,
+        uint KeyBase, uint SplitLength, uint Splits, uint RowsPerBlock);
 
     private readonly record struct ElementwisePush
     {
@@ -731,8 +853,9 @@ public sealed unsafe class VulkanBackend : IBackend
     }
     private readonly record struct WkvPush(uint Tokens, uint Heads, uint HeadSize);
     private readonly record struct MoeRoutePush(uint Tokens, uint Experts, uint K, uint Normalize, float Scale);
-    private readonly record struct MoeCombinePush(uint Tokens, uint K, uint Dim, uint HasShared, uint HasSharedScale);
+    private readonly record struct MoeCombinePush(uint Tokens, uint K, uint Dim, uint HasShared, uint HasSharedScale, uint Accumulate);
     private readonly record struct RopePositionsPush(uint Tokens, uint Heads, uint HeadDim, uint Pos0, uint RotateHalf, uint Section0, uint Section1);
     private readonly record struct SoftmaxPush(uint Rows, uint Cols);
     private readonly record struct HadamardPush(uint RowLength, uint SourceLength, uint Block, uint OutputSide, uint HasBias, uint Divisor);
+    /// <summary>elementwise.comp's Push block as OP_TOKEN_SHIFT reads it: count = dim, function = flags (1 update the state, 2 token mixes), bLength = outputs, width = tokens.</summary>
 }

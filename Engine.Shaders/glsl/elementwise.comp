@@ -4,6 +4,11 @@
 //   OP_ACTIVATE: out[i] = f(a[i])                        (f by `function`, the order of the Activation enum)
 //   OP_SWIGLU:   out[i] = silu(a[i]) * b[i]              (a = gate, b = up)
 //   OP_COPY:     out[dstOffset + r*dstStride + c] = a[srcOffset + r*srcStride + c], i = r*width + c
+//   OP_TOKEN_SHIFT: RWKV's token shift and its interpolations (IBackend.TokenShiftMix), invocation i of workgroup
+//                layer z owning channel i over tokens [16z, 16z + 16): a = x [tokens][dim], b = mixes [outputs][dim],
+//                out = the carried row [dim] (read by layer 0 first, then set by layer 0 alone to x's last row when
+//                function & 1, so no invocation reads it after its write), tokenMixes [tokens][outputs][dim] added to
+//                the mixes when function & 2, outputs 0..bLength-1 in o0..o5; count = dim, width = tokens
 
 layout(local_size_x = 256) in;
 
@@ -22,6 +27,30 @@ layout(push_constant) uniform Push
     uint dstOffset;
     uint dstStride;
 } p;
+
+#if defined(OP_TOKEN_SHIFT)
+const uint TOKEN_CHUNK = 16u;   // tokens per workgroup layer (tokenChunk in VulkanBackend.TokenShiftMix)
+layout(std430, binding = 3) readonly buffer TokenMixes { float tokenMixes[]; };
+layout(std430, binding = 4) writeonly buffer O0 { float o0[]; };
+layout(std430, binding = 5) writeonly buffer O1 { float o1[]; };
+layout(std430, binding = 6) writeonly buffer O2 { float o2[]; };
+layout(std430, binding = 7) writeonly buffer O3 { float o3[]; };
+layout(std430, binding = 8) writeonly buffer O4 { float o4[]; };
+layout(std430, binding = 9) writeonly buffer O5 { float o5[]; };
+
+void store(uint k, uint index, float value)
+{
+    switch (k)
+    {
+        case 0u: o0[index] = value; break;
+        case 1u: o1[index] = value; break;
+        case 2u: o2[index] = value; break;
+        case 3u: o3[index] = value; break;
+        case 4u: o4[index] = value; break;
+        default: o5[index] = value; break;
+    }
+}
+#endif
 
 float sigmoid(float x) { return 1.0 / (1.0 + exp(-x)); }
 
@@ -70,7 +99,29 @@ void main()
 #elif defined(OP_COPY)
     uint r = i / p.width, c = i % p.width;
     o[p.dstOffset + r * p.dstStride + c] = a[p.srcOffset + r * p.srcStride + c];
+#elif defined(OP_TOKEN_SHIFT)
+    // The arithmetic of Sub, Mul and Add one after another (precise: no fused multiply-add).
+    uint dim = p.count, tokens = p.width, outputs = p.bLength;
+    bool perToken = (p.function & 2u) != 0u;
+    uint first = gl_WorkGroupID.z * TOKEN_CHUNK, end = min(tokens, first + TOKEN_CHUNK);
+    float previous = first == 0u ? o[i] : a[(first - 1u) * dim + i];
+    for (uint t = first; t < end; t++)
+    {
+        uint index = t * dim + i;
+        float current = a[index];
+        precise float shift = previous - current;
+        for (uint k = 0u; k < outputs; k++)
+        {
+            precise float m = b[k * dim + i];
+            if (perToken) m = m + tokenMixes[(t * outputs + k) * dim + i];
+            precise float product = shift * m;
+            precise float value = product + current;
+            store(k, index, value);
+        }
+        previous = current;
+    }
+    if (first == 0u && (p.function & 1u) != 0u) o[i] = a[(tokens - 1u) * dim + i];
 #else
-#error "define OP_BINARY, OP_ACTIVATE, OP_SWIGLU or OP_COPY"
+#error "define OP_BINARY, OP_ACTIVATE, OP_SWIGLU, OP_COPY or OP_TOKEN_SHIFT"
 #endif
 }

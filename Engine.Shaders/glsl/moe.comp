@@ -4,7 +4,8 @@
 // MOE_ROUTE: one workgroup for the whole batch. Each thread routes tokens (softmax over the experts' logits, the k
 // largest by (logit, lower index), renormalised and scaled), then the slots are grouped by expert: thread e counts
 // and lists expert e's slots, with one prefix sum between, so a prefill needs no host read of the choices.
-// MOE_COMBINE: out[t, d] = sum_j weight[t, j] * y[t * k + j, d] (+ sharedScale[t] * shared[t, d]).
+// MOE_COMBINE: out[t, d] = sum_j weight[t, j] * y[t * k + j, d] (+ sharedScale[t] * shared[t, d]), added to out
+// when p.accumulate (the residual stream).
 
 layout(local_size_x = 64) in;
 
@@ -94,7 +95,7 @@ layout(std430, binding = 0) readonly buffer RoutingBuffer { float routing[]; };
 layout(std430, binding = 1) readonly buffer ExpertBuffer { float y[]; };
 layout(std430, binding = 2) readonly buffer SharedBuffer { float sharedOut[]; };
 layout(std430, binding = 3) readonly buffer SharedScaleBuffer { float sharedScale[]; };
-layout(std430, binding = 4) writeonly buffer OutputBuffer { float result[]; };
+layout(std430, binding = 4) buffer OutputBuffer { float result[]; };
 
 layout(push_constant) uniform Push
 {
@@ -103,6 +104,7 @@ layout(push_constant) uniform Push
     uint dim;
     uint hasShared;
     uint hasSharedScale;
+    uint accumulate;
 } p;
 
 void main()
@@ -117,6 +119,6 @@ void main()
         sum += routing[3 + 2 * s] * y[s * p.dim + d];
     }
     if (p.hasShared != 0) sum += (p.hasSharedScale != 0 ? sharedScale[t] : 1.0) * sharedOut[i];
-    result[i] = sum;
+    result[i] = p.accumulate != 0 ? result[i] + sum : sum;
 }
 #endif

@@ -7,7 +7,7 @@ namespace Engine.Tests.Runtime;
 
 /// <summary>
 /// LLaVA beyond the whole-prompt reference: the image's features follow the image tokens across Forward calls and
-/// batches, survive a state reset, decode in one submission, and wrong images or prompts get clear errors.
+/// batches, survive a state reset, decode with one host wait, and wrong images or prompts get clear errors.
 /// </summary>
 public sealed class LlavaModelTests
 {
@@ -70,7 +70,7 @@ public sealed class LlavaModelTests
     }
 
     [Fact]
-    public void A_vulkan_decode_step_after_an_image_is_one_submission()
+    public void A_vulkan_decode_step_after_an_image_waits_for_the_device_once()
     {
         using var model = Load(BackendKind.Vulkan);
         var backend = Assert.IsType<Engine.Runtime.Vulkan.VulkanBackend>(model.Backend);
@@ -83,7 +83,7 @@ public sealed class LlavaModelTests
         {
             backend.Recorder.ResetCounters();
             model.Forward(state, [5 + step], logits, allPositions: false);
-            Assert.Equal(1, backend.Recorder.Submissions);
+            Assert.Equal(1, backend.Recorder.HostWaits);
         }
         Assert.Equal(sets, backend.DescriptorSetCount);
     }

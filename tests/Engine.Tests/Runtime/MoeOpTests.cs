@@ -201,23 +201,33 @@ public sealed class MoeOpTests(BackendPair backends) : IClassFixture<BackendPair
     }
 
     [Theory]
-    [InlineData(1, false, false)]
-    [InlineData(9, true, false)]
-    [InlineData(70, true, true)]
-    public void Combine_matches_reference(int tokens, bool withShared, bool withScale)
+    [InlineData(1, false, false, false)]
+    [InlineData(1, true, false, true)]
+    [InlineData(9, true, false, false)]
+    [InlineData(70, true, true, true)]
+    public void Combine_matches_reference(int tokens, bool withShared, bool withScale, bool accumulate)
     {
         const int experts = 6, k = 3, dim = 131;
         float[] logits = WeightFormatChecks.RandomValues(tokens * experts, 4);
         float[] outputs = WeightFormatChecks.RandomValues(tokens * k * dim);
         float[] shared = WeightFormatChecks.RandomValues(tokens * dim);
         float[] scale = WeightFormatChecks.RandomValues(tokens);
+        float[] residual = WeightFormatChecks.RandomValues(tokens * dim);
         var (cpu, gpu) = Both(be =>
         {
-            var result = be.Allocate(tokens * dim);
+            var result = be.UploadVector(residual);
             be.MoeCombine(be.UploadVector(outputs), Route(be, logits, tokens, experts, k), withShared ? be.UploadVector(shared) : null,
-                withScale ? be.UploadVector(scale) : null, result, tokens, k, dim);
+                withScale ? be.UploadVector(scale) : null, result, tokens, k, dim, accumulate);
             return result;
         }, tokens * dim);
-        WeightFormatChecks.AssertClose(cpu, gpu, 1e-5, $"combine of {tokens} token(s)");
+        WeightFormatChecks.AssertClose(cpu, gpu, 1e-5, $"combine of {tokens} token(s), accumulate={accumulate}");
+        if (!accumulate) return;
+        // Accumulating adds exactly the plain combination to the residual.
+        var plain = backends.Cpu.Allocate(tokens * dim);
+        backends.Cpu.MoeCombine(backends.Cpu.UploadVector(outputs), Route(backends.Cpu, logits, tokens, experts, k), withShared ? backends.Cpu.UploadVector(shared) : null,
+            withScale ? backends.Cpu.UploadVector(scale) : null, plain, tokens, k, dim);
+        var sum = new float[tokens * dim];
+        backends.Cpu.Read(plain, sum);
+        for (int i = 0; i < sum.Length; i++) Assert.Equal(residual[i] + sum[i], cpu[i]);
     }
 }

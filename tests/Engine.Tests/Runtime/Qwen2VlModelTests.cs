@@ -205,7 +205,7 @@ public sealed class Qwen2VlModelTests : IDisposable
     }
 
     [Fact]
-    public void A_vulkan_decode_step_is_one_submission()
+    public void A_vulkan_decode_step_waits_for_the_device_once()
     {
         // After an image: its shifted text positions need no upload either.
         using var model = Assert.IsType<Qwen2VlModel>(ModelLoader.Load(Qwen2AsQwen2Vl(), new ModelOptions { MaxContext = 32 }));
@@ -218,7 +218,7 @@ public sealed class Qwen2VlModelTests : IDisposable
         {
             backend.Recorder.ResetCounters();
             model.Forward(state, [5 + step], logits, allPositions: false);
-            Assert.Equal(1, backend.Recorder.Submissions);
+            Assert.Equal(1, backend.Recorder.HostWaits);
         }
     }
 
