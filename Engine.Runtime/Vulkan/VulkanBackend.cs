@@ -624,15 +624,16 @@ public sealed unsafe class VulkanBackend : IBackend
     }
 
     /// <summary>
-    /// The expert-indexed product: decode and small batches (up to the mat-vec's column count) are a mat-vec per
-    /// routing slot (workgroup y = slot); a larger batch is a tiled product per expert over the slots the routing
-    /// grouped under it. Both read the choices on the device.
+    /// The expert-indexed product: one token (decode) is a mat-vec per routing slot (workgroup y = slot); a batch is a
+    /// tiled product per expert over the slots the routing grouped under it, which reads each chosen expert once for
+    /// all its tokens where a mat-vec per slot would read it once per slot (measured slower from 2 tokens on). Both
+    /// read the choices on the device.
     /// </summary>
     private void ExpertProduct(VulkanWeightMatrix w, int expertRows, VulkanTensor routing, VulkanTensor input, int inputColumns, VulkanTensor output, int tokens, int k, int divisor)
     {
         var tuning = MatVec;
         uint rows = MatVecRows(w);
-        bool perSlot = tokens <= Math.Max(1, tuning.MaxColumns) && (long)tokens * k <= MaxGroupsPerDimension;
+        bool perSlot = tokens == 1;
         var tiling = perSlot ? default : ChooseMatMul(expertRows, inputColumns, tokens, experts: true);
         var kernel = perSlot
             ? MatVecKernel(tuning.Variant("matvec_experts_"), w, tuning.Constants(rows, 1, inputColumns, 0))
@@ -644,7 +645,7 @@ public sealed unsafe class VulkanBackend : IBackend
             var push = WeightPush.For(w, chunk, hasBias: false, tokens: divisor, outStride: 0, inputColumns);
             push.ExpertRows = (uint)expertRows;
             if (perSlot)
-                _recorder.Dispatch(kernel, slices, ExpertAccess, push, MatVecTuning.Groups(expertRows, rows), (uint)(tokens * k));
+                _recorder.Dispatch(kernel, slices, ExpertAccess, push, MatVecTuning.Groups(expertRows, rows), (uint)k);
             else
                 _recorder.Dispatch(kernel, slices, ExpertAccess, push, ((uint)expertRows + tiling.TileRows - 1) / tiling.TileRows,
                     ((uint)tokens + tiling.TileTokens - 1) / tiling.TileTokens, (uint)(w.Rows / expertRows));

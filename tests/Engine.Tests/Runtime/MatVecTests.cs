@@ -88,7 +88,7 @@ public sealed class MatVecTests(BackendPair backends) : IClassFixture<BackendPai
     [Theory]
     [InlineData("q4")]
     [InlineData("pcdvq")]
-    public void Every_reduction_runs_the_expert_variant_for_up_to_8_tokens(string formatName)
+    public void Every_reduction_runs_the_expert_variant(string formatName)
     {
         Assert.True(WeightTypes.TryGet(formatName, out var format));
         const int experts = 4, rows = 37, columns = 96, k = 2;
@@ -101,8 +101,8 @@ public sealed class MatVecTests(BackendPair backends) : IClassFixture<BackendPai
             foreach (var tuning in Tunings(own))
             {
                 backends.Vulkan.MatVec = tuning;
-                // 1 token (decode) and 3 (a mat-vec per routing slot); each slot's input its own row or its token's.
-                foreach (int tokens in new[] { 1, 3 })
+                // Decode: a mat-vec per routing slot; each slot's input its own row or its token's.
+                foreach (int tokens in new[] { 1 })
                     foreach (bool inputPerSlot in new[] { false, true })
                     {
                         float[] logits = WeightFormatChecks.RandomValues(tokens * experts, 4);
