@@ -49,7 +49,9 @@ internal sealed record MatVecTuning(uint Workgroup, uint Rows, uint LowBitRows, 
         uint smallest = Math.Max(1u, minSubgroupSize == 0 ? subgroupSize : Math.Min(minSubgroupSize, subgroupSize));
         if (cpu)
             return new MatVecTuning(size, 16, 16, subgroupArithmetic, smallest, ColumnLimit);
-        return new MatVecTuning(Math.Min(4 * size, 256u), 2, 4, subgroupArithmetic, smallest, ColumnLimit);
+        // The shared-memory tree keeps every thread's sums (up to 40 floats at 4 rows x 8 columns): at most 64
+        // threads keep that within the 16 KiB of shared memory every device has.
+        return new MatVecTuning(Math.Min(4 * size, subgroupArithmetic ? 256u : 64u), 2, 4, subgroupArithmetic, smallest, ColumnLimit);
     }
 
     /// <summary>The most subgroups one workgroup holds (1: the workgroup is one subgroup).</summary>
