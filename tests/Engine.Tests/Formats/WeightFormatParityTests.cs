@@ -219,7 +219,8 @@ public sealed class WeightFormatParityTests(BackendPair backends) : IClassFixtur
     public void Every_format_with_a_shader_tag_has_all_its_shader_variants_embedded()
     {
         var embedded = ShaderLibrary.Variants.ToHashSet();
-        string[] kinds = ["matvec_", "matmul_", "embedding_", "matvec_experts_", "matmul_experts_"];
+        // The mat-vec also has its shared-memory-reduction variants, for devices without subgroup arithmetic.
+        string[] kinds = ["matvec_", "matmul_", "embedding_", "matvec_experts_", "matmul_experts_", "matvec_shared_", "matvec_experts_shared_"];
         var tags = new HashSet<string>();
         foreach (var (name, variant) in Variants)
         {
@@ -240,8 +241,11 @@ public sealed class WeightFormatParityTests(BackendPair backends) : IClassFixtur
             ShaderLibrary.Get("matvec_" + tag);
         }
         // And no weight shader is left over from a format the table no longer has.
-        foreach (string shader in embedded.Where(v => v.StartsWith("matvec_", StringComparison.Ordinal) && !v.StartsWith("matvec_experts_", StringComparison.Ordinal)))
+        foreach (string shader in embedded.Where(v => v.StartsWith("matvec_", StringComparison.Ordinal)
+            && !v.StartsWith("matvec_experts_", StringComparison.Ordinal) && !v.StartsWith("matvec_shared_", StringComparison.Ordinal)))
             Assert.Contains(shader["matvec_".Length..], tags);
+        foreach (string shader in embedded.Where(v => v.StartsWith("matvec_shared_", StringComparison.Ordinal)))
+            Assert.Contains(shader["matvec_shared_".Length..], tags);
     }
 
     [Fact]
