@@ -1,3 +1,5 @@
+using System.Numerics;
+
 namespace Engine.Runtime.Vulkan;
 
 /// <summary>
@@ -19,9 +21,10 @@ namespace Engine.Runtime.Vulkan;
 /// <param name="Rows">Rows per workgroup (even: SwiGLU row pairs stay in one workgroup).</param>
 /// <param name="LowBitRows">Rows per workgroup for formats under 8 bits per weight (even).</param>
 /// <param name="SubgroupReduce">subgroupAdd reductions (the device has subgroup arithmetic in compute shaders).</param>
-/// <param name="OneSubgroup">With <paramref name="SubgroupReduce"/>: the workgroup is exactly one subgroup.</param>
+/// <param name="SubgroupSize">The smallest subgroup the device runs a compute shader in: a workgroup of at most this many
+/// threads is one subgroup, and needs no shared-memory step after its subgroupAdd.</param>
 /// <param name="MaxColumns">Products of up to this many tokens (at most <see cref="ColumnLimit"/>) take the mat-vec.</param>
-internal sealed record MatVecTuning(uint Workgroup, uint Rows, uint LowBitRows, bool SubgroupReduce, bool OneSubgroup, int MaxColumns)
+internal sealed record MatVecTuning(uint Workgroup, uint Rows, uint LowBitRows, bool SubgroupReduce, uint SubgroupSize, int MaxColumns)
 {
     public const string EnvironmentVariable = "ENGINE_MATVEC";
 
@@ -32,18 +35,27 @@ internal sealed record MatVecTuning(uint Workgroup, uint Rows, uint LowBitRows, 
     public static MatVecTuning For(VulkanContext context)
     {
         var features = context.Features;  // subgroup arithmetic is off here where ENGINE_VULKAN_DISABLE names it
-        return Default(context.Info.IsCpu, features.SubgroupSize, features.SubgroupArithmetic)
+        return Default(context.Info.IsCpu, features.SubgroupSize, features.SubgroupArithmetic, features.MinSubgroupSize)
             .With(Environment.GetEnvironmentVariable(EnvironmentVariable));
     }
 
-    /// <summary>The choice for a device of this kind, subgroup size and subgroup support.</summary>
-    public static MatVecTuning Default(bool cpu, uint subgroupSize, bool subgroupArithmetic)
+    /// <summary>
+    /// The choice for a device of this kind, default subgroup size, subgroup support and smallest subgroup size (0:
+    /// the default one; less where a pipeline may get smaller subgroups, as Intel's).
+    /// </summary>
+    public static MatVecTuning Default(bool cpu, uint subgroupSize, bool subgroupArithmetic, uint minSubgroupSize = 0)
     {
-        uint size = Math.Clamp(subgroupSize, 4u, 128u);
+        uint size = Math.Clamp(BitOperations.RoundUpToPowerOf2(Math.Max(subgroupSize, 1u)), 4u, 128u);
+        uint smallest = Math.Max(1u, minSubgroupSize == 0 ? subgroupSize : Math.Min(minSubgroupSize, subgroupSize));
         if (cpu)
-            return new MatVecTuning(size, 16, 16, subgroupArithmetic, subgroupArithmetic, ColumnLimit);
-        return new MatVecTuning(Math.Min(4 * size, 256u), 2, 4, subgroupArithmetic, false, ColumnLimit);
+            return new MatVecTuning(size, 16, 16, subgroupArithmetic, smallest, ColumnLimit);
+        // The shared-memory tree keeps every thread's sums (up to 40 floats at 4 rows x 8 columns): at most 64
+        // threads keep that within the 16 KiB of shared memory every device has.
+        return new MatVecTuning(Math.Min(4 * size, subgroupArithmetic ? 256u : 64u), 2, 4, subgroupArithmetic, smallest, ColumnLimit);
     }
+
+    /// <summary>The most subgroups one workgroup holds (1: the workgroup is one subgroup).</summary>
+    public uint Subgroups => Math.Max(1u, Workgroup / SubgroupSize);
 
     /// <summary>This tuning with the fields a <c>key=value,…</c> list names replaced (workgroup, rows (both), lowbitrows, reduce=subgroup|shared, columns).</summary>
     public MatVecTuning With(string? overrides)
@@ -56,11 +68,10 @@ internal sealed record MatVecTuning(uint Workgroup, uint Rows, uint LowBitRows, 
             string value = pair.Length == 2 ? pair[1] : "";
             tuning = pair[0] switch
             {
-                "workgroup" when uint.TryParse(value, out uint w) && w is >= 1 and <= 1024 && uint.IsPow2(w) =>
-                    tuning with { Workgroup = w, OneSubgroup = tuning.OneSubgroup && w <= Workgroup },
+                "workgroup" when uint.TryParse(value, out uint w) && w is >= 1 and <= 1024 && uint.IsPow2(w) => tuning with { Workgroup = w },
                 "rows" when uint.TryParse(value, out uint r) && r is >= 2 and <= 64 && r % 2 == 0 => tuning with { Rows = r, LowBitRows = r },
                 "lowbitrows" when uint.TryParse(value, out uint r) && r is >= 2 and <= 64 && r % 2 == 0 => tuning with { LowBitRows = r },
-                "reduce" when value == "shared" => tuning with { SubgroupReduce = false, OneSubgroup = false },
+                "reduce" when value == "shared" => tuning with { SubgroupReduce = false },
                 "reduce" when value == "subgroup" && tuning.SubgroupReduce => tuning,
                 "columns" when int.TryParse(value, out int c) && c is >= 0 and <= ColumnLimit => tuning with { MaxColumns = c },
                 _ => throw new ArgumentException($"{EnvironmentVariable}: '{part}' is not workgroup=POWER_OF_TWO, rows=EVEN or lowbitrows=EVEN (2-64), reduce=shared|subgroup (where supported) or columns=0..{ColumnLimit}"),
@@ -80,11 +91,11 @@ internal sealed record MatVecTuning(uint Workgroup, uint Rows, uint LowBitRows, 
     /// <paramref name="columns"/> tokens over input rows of <paramref name="inputColumns"/>, the FUSE_* bits used.
     /// </summary>
     public uint[] Constants(uint rows, int columns, int inputColumns, uint fusions) =>
-        [Workgroup, rows, (uint)columns, OneSubgroup ? 1u : 0u, inputColumns % 4 == 0 ? 1u : 0u, fusions];
+        [Workgroup, rows, (uint)columns, Subgroups, inputColumns % 4 == 0 ? 1u : 0u, fusions];
 
     /// <summary>Workgroups for <paramref name="matrixRows"/> rows at <paramref name="rows"/> per workgroup.</summary>
     public static uint Groups(int matrixRows, uint rows) => ((uint)matrixRows + rows - 1) / rows;
 
     public override string ToString() =>
-        $"workgroup={Workgroup},rows={Rows},lowbitrows={LowBitRows},reduce={(SubgroupReduce ? OneSubgroup ? "subgroup" : "subgroup+shared" : "shared")},columns={MaxColumns}";
+        $"workgroup={Workgroup},rows={Rows},lowbitrows={LowBitRows},reduce={(SubgroupReduce ? Subgroups == 1 ? "subgroup" : "subgroup+shared" : "shared")},columns={MaxColumns}";
 }

@@ -6,7 +6,7 @@
 // A workgroup of WORKGROUP threads computes ROWS rows: thread i takes blocks i, i + WORKGROUP, ... of every row
 // and keeps ROWS x COLS partial sums; the inputs of a block (vec4 loads) are read once for all ROWS rows. The
 // sums are then reduced across the workgroup: subgroupAdd, and where the workgroup holds several subgroups a
-// shared-memory step across them (ONE_SUBGROUP false); REDUCE_SHARED is the variant for devices without subgroup
+// shared-memory step across them (SUBGROUPS > 1); REDUCE_SHARED is the variant for devices without subgroup
 // arithmetic, a shared-memory tree. WORKGROUP, ROWS and the reduction are chosen per device (MatVecTuning.cs).
 // A weight matrix larger than one storage-buffer binding is dispatched once per row chunk (p.rowOffset).
 //
@@ -31,7 +31,7 @@ layout(local_size_x_id = 0) in;
 layout(constant_id = 0) const uint WORKGROUP = 64;
 layout(constant_id = 1) const uint ROWS = 2;          // rows per workgroup (even: SwiGLU pairs stay together)
 layout(constant_id = 2) const uint COLS = 1;          // input columns (tokens), 1 to 8
-layout(constant_id = 3) const bool ONE_SUBGROUP = false;  // the workgroup is one subgroup: no shared-memory step
+layout(constant_id = 3) const uint SUBGROUPS = 4;     // most subgroups in a workgroup (1: no shared-memory step)
 layout(constant_id = 4) const bool INPUT_QUADS = true;    // p.cols % 4 == 0: inputs and norm weight read as vec4
 layout(constant_id = 5) const uint FUSIONS = 7u;      // FUSE_* bits a dispatch of this pipeline may set
 
@@ -48,8 +48,13 @@ layout(std430, binding = 6) readonly buffer NormQuads { vec4 normWeight4[]; };
 const uint QUADS = WEIGHT_BLOCK / 4;
 const uint SUMS = ROWS * COLS + COLS;  // row sums (r * COLS + t), then each column's sum of squares
 
-// Per thread (REDUCE_SHARED) or per subgroup: the partial sums being reduced.
-shared float partial[SUMS * WORKGROUP];
+// The partial sums being reduced: per thread (REDUCE_SHARED) or per subgroup, SLOTS of each sum.
+#ifdef REDUCE_SHARED
+const uint SLOTS = WORKGROUP;
+#else
+const uint SLOTS = SUBGROUPS;
+#endif
+shared float partial[SUMS * SLOTS];
 
 // Inputs [c, c + 4) of the input row starting at `base`, zero past p.cols (clamped reads stay in the row).
 vec4 input_quad(uint base, uint c)
@@ -176,33 +181,33 @@ void main()
 
     // Reduce: afterwards every thread holds the workgroup's totals in acc and squares.
 #ifdef REDUCE_SHARED
-    [[unroll]] for (uint k = 0u; k < ROWS * COLS; k++) partial[k * WORKGROUP + tid] = acc[k];
-    [[unroll]] for (uint t = 0u; t < COLS; t++) partial[(ROWS * COLS + t) * WORKGROUP + tid] = squares[t];
+    [[unroll]] for (uint k = 0u; k < ROWS * COLS; k++) partial[k * SLOTS + tid] = acc[k];
+    [[unroll]] for (uint t = 0u; t < COLS; t++) partial[(ROWS * COLS + t) * SLOTS + tid] = squares[t];
     barrier();
     for (uint s = WORKGROUP / 2u; s > 0u; s >>= 1)
     {
         if (tid < s)
-            for (uint k = 0u; k < SUMS; k++) partial[k * WORKGROUP + tid] += partial[k * WORKGROUP + tid + s];
+            for (uint k = 0u; k < SUMS; k++) partial[k * SLOTS + tid] += partial[k * SLOTS + tid + s];
         barrier();
     }
-    [[unroll]] for (uint k = 0u; k < ROWS * COLS; k++) acc[k] = partial[k * WORKGROUP];
-    [[unroll]] for (uint t = 0u; t < COLS; t++) squares[t] = partial[(ROWS * COLS + t) * WORKGROUP];
+    [[unroll]] for (uint k = 0u; k < ROWS * COLS; k++) acc[k] = partial[k * SLOTS];
+    [[unroll]] for (uint t = 0u; t < COLS; t++) squares[t] = partial[(ROWS * COLS + t) * SLOTS];
 #else
     [[unroll]] for (uint k = 0u; k < ROWS * COLS; k++) acc[k] = subgroupAdd(acc[k]);
     if (norm)
         [[unroll]] for (uint t = 0u; t < COLS; t++) squares[t] = subgroupAdd(squares[t]);
-    if (!ONE_SUBGROUP)
+    if (SUBGROUPS > 1u)
     {
         if (gl_SubgroupInvocationID == 0u)
         {
-            [[unroll]] for (uint k = 0u; k < ROWS * COLS; k++) partial[k * WORKGROUP + gl_SubgroupID] = acc[k];
-            [[unroll]] for (uint t = 0u; t < COLS; t++) partial[(ROWS * COLS + t) * WORKGROUP + gl_SubgroupID] = squares[t];
+            [[unroll]] for (uint k = 0u; k < ROWS * COLS; k++) partial[k * SLOTS + gl_SubgroupID] = acc[k];
+            [[unroll]] for (uint t = 0u; t < COLS; t++) partial[(ROWS * COLS + t) * SLOTS + gl_SubgroupID] = squares[t];
         }
         barrier();
         [[unroll]] for (uint k = 0u; k < SUMS; k++)
         {
             float total = 0.0;
-            for (uint s = 0u; s < gl_NumSubgroups; s++) total += partial[k * WORKGROUP + s];
+            for (uint s = 0u; s < gl_NumSubgroups; s++) total += partial[k * SLOTS + s];
             if (k < ROWS * COLS) acc[k] = total;
             else squares[k - ROWS * COLS] = total;
         }

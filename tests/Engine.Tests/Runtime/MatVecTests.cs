@@ -21,9 +21,9 @@ public sealed class MatVecTests(BackendPair backends) : IClassFixture<BackendPai
     private static IEnumerable<MatVecTuning> Tunings(MatVecTuning own) =>
     [
         own,
-        own with { Workgroup = 8, Rows = 4, LowBitRows = 4, SubgroupReduce = false, OneSubgroup = false },     // shared-memory tree
-        own with { Workgroup = 32, Rows = 2, LowBitRows = 4, OneSubgroup = false },                          // subgroups, then across them
-        own with { Workgroup = 16, Rows = 6, LowBitRows = 6, SubgroupReduce = false, OneSubgroup = false, MaxColumns = 3 },
+        own with { Workgroup = 8, Rows = 4, LowBitRows = 4, SubgroupReduce = false },                 // shared-memory tree
+        own with { Workgroup = 4 * own.SubgroupSize, Rows = 2, LowBitRows = 4 },                     // subgroups, then across them
+        own with { Workgroup = 16, Rows = 6, LowBitRows = 6, SubgroupReduce = false, MaxColumns = 3 },
     ];
 
     [Theory]
@@ -95,24 +95,29 @@ public sealed class MatVecTests(BackendPair backends) : IClassFixture<BackendPai
         var encoded = Enumerable.Range(0, experts).Select(e =>
             WeightEncoders.Encode(format.Type, $"experts.{e}", WeightFormatChecks.RandomValues(rows * columns), rows, columns, format.DefaultParameters)).ToArray();
         using var shared = new InMemoryTensors(encoded.SelectMany(x => x.Companions).DistinctBy(c => c.Info.Name));
-        float[] logits = WeightFormatChecks.RandomValues(experts, 4);
-        float[] x = WeightFormatChecks.RandomValues(columns);
         var own = backends.Vulkan.MatVec;
         try
         {
             foreach (var tuning in Tunings(own))
             {
                 backends.Vulkan.MatVec = tuning;
-                var (cpu, gpu) = WeightFormatChecks.Both(backends, be =>
-                {
-                    var routing = be.Allocate(MoeRouting.Length(1, k, experts));
-                    be.MoeRoute(be.UploadVector(logits), routing, 1, experts, k, true, 1f);
-                    var y = be.Allocate(k * rows);
-                    var stack = be.UploadExperts([.. encoded.Select(e => e.Info)], [.. encoded.Select(e => e.Data)], shared);
-                    be.ExpertLinear(stack, experts, routing, be.UploadVector(x), y, 1, k, inputPerSlot: false);
-                    return y;
-                }, k * rows);
-                WeightFormatChecks.AssertClose(cpu, gpu, 1e-4, $"{formatName} experts, {tuning}");
+                // Decode: a mat-vec per routing slot; each slot's input its own row or its token's.
+                foreach (int tokens in new[] { 1 })
+                    foreach (bool inputPerSlot in new[] { false, true })
+                    {
+                        float[] logits = WeightFormatChecks.RandomValues(tokens * experts, 4);
+                        float[] x = WeightFormatChecks.RandomValues(tokens * (inputPerSlot ? k : 1) * columns);
+                        var (cpu, gpu) = WeightFormatChecks.Both(backends, be =>
+                        {
+                            var routing = be.Allocate(MoeRouting.Length(tokens, k, experts));
+                            be.MoeRoute(be.UploadVector(logits), routing, tokens, experts, k, true, 1f);
+                            var y = be.Allocate(tokens * k * rows);
+                            var stack = be.UploadExperts([.. encoded.Select(e => e.Info)], [.. encoded.Select(e => e.Data)], shared);
+                            be.ExpertLinear(stack, experts, routing, be.UploadVector(x), y, tokens, k, inputPerSlot);
+                            return y;
+                        }, tokens * k * rows);
+                        WeightFormatChecks.AssertClose(cpu, gpu, 1e-4, $"{formatName} experts, {tuning}, {tokens} token(s), input per slot {inputPerSlot}");
+                    }
             }
         }
         finally
@@ -131,7 +136,7 @@ public sealed class MatVecTests(BackendPair backends) : IClassFixture<BackendPai
         {
             // lavapipe: one subgroup of 8 lanes per workgroup, so no barrier; many rows share each input load.
             Assert.Equal(context.Features.SubgroupSize, tuning.Workgroup);
-            Assert.True(tuning.OneSubgroup);
+            Assert.Equal(1u, tuning.Subgroups);
             Assert.Equal(16u, tuning.Rows);
             Assert.Equal(16u, tuning.LowBitRows);
         }
@@ -140,11 +145,15 @@ public sealed class MatVecTests(BackendPair backends) : IClassFixture<BackendPai
     [Fact]
     public void Defaults_follow_the_device_kind()
     {
-        Assert.Equal(new MatVecTuning(8, 16, 16, true, true, 8), MatVecTuning.Default(cpu: true, subgroupSize: 8, subgroupArithmetic: true));
-        Assert.Equal(new MatVecTuning(8, 16, 16, false, false, 8), MatVecTuning.Default(cpu: true, subgroupSize: 8, subgroupArithmetic: false));
-        Assert.Equal(new MatVecTuning(128, 2, 4, true, false, 8), MatVecTuning.Default(cpu: false, subgroupSize: 32, subgroupArithmetic: true));   // NVIDIA
-        Assert.Equal(new MatVecTuning(256, 2, 4, true, false, 8), MatVecTuning.Default(cpu: false, subgroupSize: 64, subgroupArithmetic: true));   // AMD wave64
-        Assert.Equal(new MatVecTuning(128, 2, 4, false, false, 8), MatVecTuning.Default(cpu: false, subgroupSize: 32, subgroupArithmetic: false));
+        Assert.Equal(new MatVecTuning(8, 16, 16, true, 8, 8), MatVecTuning.Default(cpu: true, subgroupSize: 8, subgroupArithmetic: true));
+        Assert.Equal(new MatVecTuning(8, 16, 16, false, 8, 8), MatVecTuning.Default(cpu: true, subgroupSize: 8, subgroupArithmetic: false));
+        Assert.Equal(new MatVecTuning(128, 2, 4, true, 32, 8), MatVecTuning.Default(cpu: false, subgroupSize: 32, subgroupArithmetic: true));   // NVIDIA
+        Assert.Equal(new MatVecTuning(256, 2, 4, true, 64, 8), MatVecTuning.Default(cpu: false, subgroupSize: 64, subgroupArithmetic: true));   // AMD wave64
+        Assert.Equal(new MatVecTuning(64, 2, 4, false, 32, 8), MatVecTuning.Default(cpu: false, subgroupSize: 32, subgroupArithmetic: false));
+        Assert.Equal(1u, MatVecTuning.Default(true, 8, true).Subgroups);
+        Assert.Equal(4u, MatVecTuning.Default(false, 32, true).Subgroups);
+        Assert.Equal(new MatVecTuning(128, 2, 4, true, 8, 8), MatVecTuning.Default(false, 32, true, minSubgroupSize: 8));   // Intel: subgroups of 8 to 32
+        Assert.Equal(16u, MatVecTuning.Default(false, 32, true, minSubgroupSize: 8).Subgroups);
         Assert.Equal(["matvec_", "matvec_shared_"], [MatVecTuning.Default(true, 8, true).Variant("matvec_"), MatVecTuning.Default(true, 8, false).Variant("matvec_")]);
     }
 
@@ -160,8 +169,8 @@ public sealed class MatVecTests(BackendPair backends) : IClassFixture<BackendPai
         Assert.Equal(gpu with { SubgroupReduce = false, MaxColumns = 0 }, gpu.With("reduce=shared,columns=0"));
         Assert.Equal(gpu, gpu.With("") );
         var cpu = MatVecTuning.Default(cpu: true, subgroupSize: 8, subgroupArithmetic: true);
-        Assert.False(cpu.With("workgroup=32").OneSubgroup);   // several subgroups: the shared-memory step comes back
-        Assert.True(cpu.With("workgroup=8").OneSubgroup);
+        Assert.Equal(4u, cpu.With("workgroup=32").Subgroups);   // several subgroups: the shared-memory step comes back
+        Assert.Equal(1u, cpu.With("workgroup=4").Subgroups);
         foreach (string bad in new[] { "rows=3", "rows=0", "lowbitrows=5", "workgroup=48", "columns=9", "speed=fast" })
             Assert.Throws<ArgumentException>(() => gpu.With(bad));
         Assert.Throws<ArgumentException>(() => MatVecTuning.Default(true, 8, false).With("reduce=subgroup"));
@@ -170,7 +179,7 @@ public sealed class MatVecTests(BackendPair backends) : IClassFixture<BackendPai
     [Fact]
     public void Constants_follow_the_dispatch()
     {
-        var tuning = new MatVecTuning(8, 16, 16, true, true, 8);
+        var tuning = new MatVecTuning(8, 16, 16, true, 8, 8);
         Assert.Equal([8u, 16u, 3u, 1u, 1u, WeightPush.FuseNorm], tuning.Constants(16, 3, 4096, WeightPush.FuseNorm));
         Assert.Equal([8u, 4u, 1u, 1u, 0u, 0u], tuning.Constants(4, 1, 203, 0));
         Assert.Equal(3u, MatVecTuning.Groups(37, 16));
