@@ -350,9 +350,11 @@ public sealed unsafe class VulkanBackend : IBackend
     {
         var tiling = ChooseMatMul(chunk.Rows, (int)push.Cols, tokens, experts: false);
         bool vec4 = push.Cols % 4 == 0;
-        // The partial sums must fit one binding.
-        long maxFloats = (long)(_context.MaxBindingRange / sizeof(float));
+        // The partial sums must fit one binding (the scratch tensor rounds its length up to a power of two), and the
+        // reduction takes a workgroup row per token.
+        long maxFloats = (long)(_context.MaxBindingRange / sizeof(float)) / 2;
         while (tiling.Split > 1 && (long)tiling.Split * tokens * (chunk.Rows + 1) > maxFloats) tiling = tiling with { Split = tiling.Split - 1 };
+        if (tokens > MaxGroupsPerDimension) tiling = tiling with { Split = 1 };
         uint groupsX = ((uint)chunk.Rows + tiling.TileRows - 1) / tiling.TileRows;
         uint groupsY = ((uint)tokens + tiling.TileTokens - 1) / tiling.TileTokens;
         if (groupsY > MaxGroupsPerDimension)

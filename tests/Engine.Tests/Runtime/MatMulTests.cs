@@ -152,7 +152,7 @@ public sealed class MatMulTests(BackendPair backends, ITestOutputHelper output) 
     public void A_product_is_one_dispatch_and_split_k_adds_its_reduction(string tiling, int dispatches) => WithTiling(tiling, () =>
     {
         const int rows = 40, columns = 96, tokens = 9;
-        var encoded = WeightFormatChecks.Encode(WeightType.F16, default, rows, columns);
+        var encoded = WeightFormatChecks.Encode(WeightType.F16, WeightTypes.Get(WeightType.F16).DefaultParameters, rows, columns);
         var be = backends.Vulkan;
         var w = be.UploadMatrix(encoded.Info, encoded.Data);
         var x = be.UploadVector(WeightFormatChecks.RandomValues(tokens * columns));
