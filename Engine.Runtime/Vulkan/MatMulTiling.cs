@@ -23,12 +23,14 @@ internal readonly record struct MatMulTiling(uint Workgroup, uint RowThreads, ui
     /// <summary>Shared memory the shader declares, in bytes (matmul.comp: two slabs of [Depth][tile + 4] floats each).</summary>
     public uint SharedBytes => Staged ? 2 * Depth * (TileRows + 4 + TileTokens + 4) * sizeof(float) : 8;
 
-    /// <summary>matmul.comp's constants 0-7: WORKGROUP, WR, TM, TN, BK, VEC4, SPLIT, REDUCE.</summary>
+    /// <summary>matmul.comp's constants 0-8: WORKGROUP, WR, TM, TN, BK, VEC4, SPLIT, REDUCE, OUT4.</summary>
     /// <param name="vec4">Input rows 16-byte aligned (columns a multiple of 4): read as vec4s.</param>
-    public uint[] Constants(bool vec4) => [Workgroup, RowThreads, RowsPerThread, TokensPerThread, Depth, vec4 ? 1u : 0u, Split, 0];
+    /// <param name="out4">Outputs of 4 consecutive rows 16-byte aligned (8-byte pairs under SwiGLU): the direct path's epilogue stores them at once.</param>
+    public uint[] Constants(bool vec4, bool out4) =>
+        [Workgroup, RowThreads, RowsPerThread, TokensPerThread, Depth, vec4 ? 1u : 0u, Split, 0, out4 && !Staged ? 1u : 0u];
 
     /// <summary>The split-k reduction: the same shader with REDUCE, one invocation per output.</summary>
-    public uint[] ReduceConstants(bool vec4) => [ReduceWorkgroup, ReduceWorkgroup, 4, 4, 0, vec4 ? 1u : 0u, Split, 1];
+    public uint[] ReduceConstants(bool vec4) => [ReduceWorkgroup, ReduceWorkgroup, 4, 4, 0, vec4 ? 1u : 0u, Split, 1, 0];
 
     /// <summary>Throws unless the shader can run this tiling on a device with <paramref name="maxSharedBytes"/> of shared memory.</summary>
     public void Check(uint maxSharedBytes)

@@ -359,7 +359,8 @@ public sealed unsafe class VulkanBackend : IBackend
         uint groupsY = ((uint)tokens + tiling.TileTokens - 1) / tiling.TileTokens;
         if (groupsY > MaxGroupsPerDimension)
             throw new NotSupportedException($"{tokens} tokens exceed one mat-mat dispatch's workgroup counts");
-        var kernel = MatMulKernel("matmul_", w, tiling.Constants(vec4));
+        bool out4 = push.RowOffset % 4 == 0 && push.OutStride % ((push.Fusion & WeightPush.FuseSwiGlu) != 0 ? 2 : 4) == 0;
+        var kernel = MatMulKernel("matmul_", w, tiling.Constants(vec4, out4));
         if (tiling.Split == 1)
         {
             _recorder.Dispatch(kernel, slices, access, push, groupsX, groupsY);
@@ -592,7 +593,7 @@ public sealed unsafe class VulkanBackend : IBackend
     {
         var tiling = tokens == 1 ? default : ChooseMatMul(expertRows, inputColumns, tokens, experts: true);
         var kernel = tokens == 1 ? WeightKernel("matvec_experts_", w, WeightPush.ProductBindings, [_reduceWorkgroup, MatVecRows])
-            : MatMulKernel("matmul_experts_", w, tiling.Constants(inputColumns % 4 == 0));
+            : MatMulKernel("matmul_experts_", w, tiling.Constants(inputColumns % 4 == 0, expertRows % 4 == 0));
         BufferSlice[] slices = [default, input.Slice, output.Slice, Whole(_empty), w.Aux ?? Whole(_empty), routing.Slice, Whole(_empty)];
         foreach (var chunk in w.Chunks)
         {
