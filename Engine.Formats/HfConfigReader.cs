@@ -160,6 +160,8 @@ public static class HfConfigReader
             ? TokenIds(generationEos, generationPath)
             : Find("eos_token_id") is { } configEos ? TokenIds(configEos, configPath) : [];
 
+        int[] windows = SlidingWindows(root, textConfig, modelType.GetString()!, layers, Find, OptionalInt, configPath);
+
         var result = new ModelConfig
         {
             Architecture = modelType.GetString()!,
@@ -176,9 +178,80 @@ public static class HfConfigReader
             TieWordEmbeddings = tied,
             BosTokenId = bos,
             EosTokenIds = eos,
+            SlidingWindows = windows,
             Raw = root.Clone(),
         };
         return maxPositions is int positions ? result with { MaxPositions = positions } : result;
+    }
+
+    /// <summary>
+    /// The sliding window of every layer (empty when none has one), as transformers derives it:
+    /// Mistral and Mixtral put <c>sliding_window</c> on every layer (Mistral's default when the field is absent is 4096,
+    /// Mixtral's none); Qwen2, Qwen2-MoE, Qwen3 (and their MoE and VL variants) have a window only with
+    /// <c>use_sliding_window</c> (4096 when <c>sliding_window</c> is absent), on the layers <c>layer_types</c> marks
+    /// <c>sliding_attention</c>, else on layers i &gt;= <c>max_window_layers</c> (28 when absent); any other model uses
+    /// <c>sliding_window</c> on the layers <c>layer_types</c> marks sliding, and no window without <c>layer_types</c>.
+    /// The architecture is the text model's (<c>text_config.model_type</c> for multimodal configs) when it has one.
+    /// </summary>
+    private static int[] SlidingWindows(JsonElement root, JsonElement? textConfig, string modelType, int layers,
+        Func<string, JsonElement?> find, Func<string, int?> optionalInt, string configPath)
+    {
+        string family = textConfig is { } text && text.TryGetProperty("model_type", out var textType) && textType.ValueKind == JsonValueKind.String
+            ? textType.GetString()!
+            : modelType;
+        bool present = root.TryGetProperty("sliding_window", out _)
+            || (textConfig is { } inner && inner.TryGetProperty("sliding_window", out _));
+        int? window = optionalInt("sliding_window");
+        if (window <= 0)
+            throw new InvalidDataException($"{configPath}: sliding_window must be a positive integer or null, found {window}");
+
+        bool qwen = family.StartsWith("qwen2", StringComparison.Ordinal) || family.StartsWith("qwen3", StringComparison.Ordinal);
+        if (qwen)
+        {
+            bool use = find("use_sliding_window") is { } flag && flag.ValueKind switch
+            {
+                JsonValueKind.True => true,
+                JsonValueKind.False => false,
+                _ => throw new InvalidDataException($"{configPath}: field 'use_sliding_window' must be true or false, found {flag.GetRawText()}"),
+            };
+            window = use ? (present ? window : 4096) : null;
+        }
+        else if (family == "mistral")
+        {
+            window = present ? window : 4096;
+        }
+
+        var types = LayerTypes(find("layer_types"), layers, configPath);
+        int[] result = new int[layers];
+        for (int i = 0; i < layers; i++)
+        {
+            bool sliding = family is "mistral" or "mixtral" ? true
+                : types is not null ? types[i]
+                : qwen && i >= (optionalInt("max_window_layers") ?? 28);
+            result[i] = sliding ? window ?? 0 : 0;
+        }
+        return result.Any(w => w > 0) ? result : [];
+    }
+
+    /// <summary><c>layer_types</c>: per layer, whether it is <c>sliding_attention</c> (else <c>full_attention</c>); null when absent.</summary>
+    private static bool[]? LayerTypes(JsonElement? element, int layers, string configPath)
+    {
+        if (element is not { } list)
+            return null;
+        if (list.ValueKind != JsonValueKind.Array || list.GetArrayLength() != layers)
+            throw new InvalidDataException($"{configPath}: layer_types must list one type per layer ({layers}), found {list.GetRawText()}");
+        var sliding = new bool[layers];
+        int i = 0;
+        foreach (var item in list.EnumerateArray())
+        {
+            sliding[i++] = item.ValueKind == JsonValueKind.String ? item.GetString() switch
+            {
+                "sliding_attention" => true,
+                "full_attention" => false,
+                var other => throw new InvalidDataException($"{configPath}: layer type '{other}' is not supported (full_attention or sliding_attention)"),
+            } : throw new InvalidDataException($"{configPath}: layer_types must hold strings, found {item.GetRawText()}");
+        }
+        return sliding;
     }
 
     private static int[] TokenIds(JsonElement element, string file)

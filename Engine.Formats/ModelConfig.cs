@@ -35,6 +35,20 @@ public sealed record ModelConfig
     /// <summary>End-of-sequence ids from generation_config.json, else config.json; empty when the model has none.</summary>
     public IReadOnlyList<int> EosTokenIds { get; init; } = [];
 
+    /// <summary>
+    /// Per layer, the sliding attention window: a query at position p sees positions p - W + 1 .. p (W positions, its
+    /// own included); 0 is full causal attention. Empty when no layer has a window. From <c>sliding_window</c> (Mistral,
+    /// Mixtral: every layer), Qwen2's <c>use_sliding_window</c> / <c>max_window_layers</c>, or <c>layer_types</c>.
+    /// </summary>
+    public IReadOnlyList<int> SlidingWindows { get; init; } = [];
+
+    /// <summary>The sliding window of <paramref name="layer"/> (0: unlimited), as <see cref="SlidingWindows"/>.</summary>
+    public int SlidingWindow(int layer)
+    {
+        if (layer < 0 || layer >= LayerCount) throw new ArgumentOutOfRangeException(nameof(layer), layer, $"the model has {LayerCount} layers");
+        return SlidingWindows.Count == 0 ? 0 : SlidingWindows[layer];
+    }
+
     /// <summary>The parsed config.json, for architecture-specific fields; null for llama2.c files.</summary>
     public System.Text.Json.JsonElement? Raw { get; init; }
 }

@@ -253,7 +253,7 @@ public sealed class LlamaModel : ILanguageModel
             else
                 be.RopeKv(_qkv, _ropeTable, _q, cache.Keys[i], cache.Values[i], n, _heads, _kvHeads, _headDim, pos, cache.RopeShift,
                     Config.RopeLayout, layer.QueryNorm, layer.KeyNorm, _eps);
-            be.Attention(_q, cache.Keys[i], cache.Values[i], _attention, n, pos, _heads, _kvHeads, _headDim, scale);
+            be.Attention(_q, cache.Keys[i], cache.Values[i], _attention, n, pos, _heads, _kvHeads, _headDim, scale, window: Config.SlidingWindow(i));
             be.Linear(layer.Output, null, _attention, _x, n, new ProductFusion { Accumulate = true });
             layer.FeedForward.AddTo(be, _x, layer.FfnNorm, _eps, n, _feedForwardScratch);
         }

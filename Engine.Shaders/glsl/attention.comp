@@ -1,19 +1,55 @@
 #version 450
-// Attention for tokens at positions pos0 .. pos0 + tokens - 1 against a KV cache holding positions
-// 0 .. pos0 + tokens - 1 (this step's keys and values already stored): causal (a query sees the positions up to its
-// own) or, for vision encoders, not (every query sees them all). One workgroup per (head, token).
-// Keys are visited in chunks of WORKGROUP positions with an online softmax (running max and sum), so any
-// context length works with fixed shared memory. GQA: query head h reads kv head h / (heads / kvHeads).
-// Each thread owns output dimensions tid, tid + WORKGROUP, ... (head dims up to 4 * WORKGROUP).
+// Attention of q[tokens][heads][headDim] (token t at position pos0 + t) against a KV cache
+// [position][kvHeads][headDim] already holding positions 0 .. pos0 + tokens - 1.
+//
+// Which keys a query sees: causal, the positions up to its own, and with a sliding window W the last W of those
+// (positions p - W + 1 .. p, as transformers' sliding_window); not causal (vision encoders), every stored position.
+//
+// Work is cut along "rows": for one kv head, row r = t * G + g is query token t of the group's head g (G query heads
+// share a kv head), so a block of consecutive rows reads one kv head's keys and values once for the whole GQA group
+// and for several tokens. A dispatch is (row blocks, kvHeads, splits): with splits > 1 each workgroup covers one
+// slice of the key range (split-k, for decode over a long context) and writes its unnormalised partial result with
+// its running maximum and sum to the partials buffer, which REDUCE then combines; with one split it writes the output.
+// Partials: per (split, kv head, row), headDim + 4 floats: the output, then the maximum, the sum and two unused.
+//
+// Three kernels, chosen by define (head dims up to MAX_D; a smaller head dim works, the rest is masked):
+// ROWS    CPU devices (lavapipe), head dims a multiple of 4: a workgroup of one subgroup carries BLOCK rows; lane l
+//         takes keys l, l + LANES, ... of the range with its own online softmax for every row, so each vec4 load of a
+//         key serves all BLOCK rows and nothing crosses lanes until the end, when the lanes' partial results are
+//         combined (subgroupMax/subgroupAdd for maximum and sum, shared memory for the outputs). Why: on lavapipe
+//         every buffer, shared-memory or cross-lane access inside a loop is a loop over the lanes, while arithmetic
+//         on private values is one vector instruction; so the kernel spends its accesses on vec4 key and value loads
+//         used BLOCK times each, keeps queries and outputs in private arrays indexed only by constants (unrolled
+//         loops; a runtime index would become an if-ladder) and has no barrier in the key loop.
+// FLASH   GPUs: a block of rows per workgroup; each key tile is staged in shared memory with coalesced loads and
+//         serves every row of the block; a row belongs to one group of ROW_LANES invocations (a subgroup when the
+//         device's subgroup size is ROW_LANES), whose lanes score one key each and own head-dim slices of the output,
+//         with an online softmax reduced by subgroupMax/subgroupAdd (SUBGROUP) or through shared memory.
+// REDUCE  combines the splits' partials: one invocation per output element.
 
-layout(local_size_x = 64) in;
-const uint WORKGROUP = 64;
-const uint MAX_HEAD_DIM = 256;
+#extension GL_EXT_control_flow_attributes : enable
+#if defined(SUBGROUP) || !(defined(FLASH) || defined(REDUCE))
+#extension GL_KHR_shader_subgroup_basic : enable
+#extension GL_KHR_shader_subgroup_arithmetic : enable
+#endif
 
+#ifndef MAX_D
+#define MAX_D 256
+#endif
+
+#if defined(FLASH) || defined(REDUCE)
 layout(std430, binding = 0) readonly buffer Queries { float q[]; };
 layout(std430, binding = 1) readonly buffer Keys { float kCache[]; };
 layout(std430, binding = 2) readonly buffer Values { float vCache[]; };
-layout(std430, binding = 3) writeonly buffer Output { float o[]; };
+layout(std430, binding = 3) buffer Output { float o[]; };
+layout(std430, binding = 4) buffer Partials { float partial[]; };
+#else
+layout(std430, binding = 0) readonly buffer Queries { vec4 q[]; };
+layout(std430, binding = 1) readonly buffer Keys { vec4 kCache[]; };
+layout(std430, binding = 2) readonly buffer Values { vec4 vCache[]; };
+layout(std430, binding = 3) buffer Output { vec4 o[]; };
+layout(std430, binding = 4) buffer Partials { vec4 partial[]; };
+#endif
 
 layout(push_constant) uniform Push
 {
@@ -24,74 +60,403 @@ layout(push_constant) uniform Push
     uint headDim;
     float scale;
     uint causal;
+    uint window;       // 0: unlimited
+    uint keyBase;      // split s covers keys keyBase + s * splitLength .. + splitLength - 1
+    uint splitLength;
+    uint splits;
+    uint rowsPerBlock; // FLASH: rows per workgroup (at most its capacity)
 } p;
 
-shared float query[MAX_HEAD_DIM];
-shared float weight[WORKGROUP];
-shared float reduce[WORKGROUP];
+#define NEG_INF (-1.0 / 0.0)
+
+// Keys visible to query token t: [firstKey(t), endKey(t)).
+uint endKey(uint t) { return p.causal != 0u ? p.pos0 + t + 1u : p.pos0 + p.tokens; }
+uint firstKey(uint t)
+{
+    uint end = p.pos0 + t + 1u;
+    return p.window != 0u && end > p.window ? end - p.window : 0u;
+}
+
+// In floats: where a row's partial result starts.
+uint partialBase(uint split, uint kvHead, uint row, uint rows) { return ((split * p.kvHeads + kvHead) * rows + row) * (p.headDim + 4u); }
+
+#if !(defined(FLASH) || defined(REDUCE))   // ROWS; also the plain variant
+
+// Rows per workgroup: as many as keep the private arrays (2 x ROWS_BLOCK x MAX_D floats per lane) affordable.
+#ifndef ROWS_BLOCK
+#if MAX_D <= 64
+#define ROWS_BLOCK 8
+#elif MAX_D <= 128
+#define ROWS_BLOCK 4
+#else
+#define ROWS_BLOCK 2
+#endif
+#endif
+const uint D4 = MAX_D / 4u;
+
+// Unrolled by the preprocessor (FOR_ROWS: i < ROWS_BLOCK, FOR_DIMS: g < D4), so every private-array index is a
+// constant whatever the driver's loop unrolling does.
+#if ROWS_BLOCK == 8
+#define FOR_ROWS(M, a) M(0u, a) M(1u, a) M(2u, a) M(3u, a) M(4u, a) M(5u, a) M(6u, a) M(7u, a)
+#elif ROWS_BLOCK == 4
+#define FOR_ROWS(M, a) M(0u, a) M(1u, a) M(2u, a) M(3u, a)
+#elif ROWS_BLOCK == 2
+#define FOR_ROWS(M, a) M(0u, a) M(1u, a)
+#else
+#define FOR_ROWS(M, a) M(0u, a)
+#endif
+#if MAX_D == 32
+#define FOR_DIMS(M, a) M(0u, a) M(1u, a) M(2u, a) M(3u, a) M(4u, a) M(5u, a) M(6u, a) M(7u, a)
+#elif MAX_D == 64
+#define FOR_DIMS(M, a) M(0u, a) M(1u, a) M(2u, a) M(3u, a) M(4u, a) M(5u, a) M(6u, a) M(7u, a) M(8u, a) M(9u, a) M(10u, a) M(11u, a) M(12u, a) M(13u, a) M(14u, a) M(15u, a)
+#elif MAX_D == 96
+#define FOR_DIMS(M, a) M(0u, a) M(1u, a) M(2u, a) M(3u, a) M(4u, a) M(5u, a) M(6u, a) M(7u, a) M(8u, a) M(9u, a) M(10u, a) M(11u, a) M(12u, a) M(13u, a) M(14u, a) M(15u, a) M(16u, a) M(17u, a) M(18u, a) M(19u, a) M(20u, a) M(21u, a) M(22u, a) M(23u, a)
+#elif MAX_D == 128
+#define FOR_DIMS(M, a) M(0u, a) M(1u, a) M(2u, a) M(3u, a) M(4u, a) M(5u, a) M(6u, a) M(7u, a) M(8u, a) M(9u, a) M(10u, a) M(11u, a) M(12u, a) M(13u, a) M(14u, a) M(15u, a) M(16u, a) M(17u, a) M(18u, a) M(19u, a) M(20u, a) M(21u, a) M(22u, a) M(23u, a) M(24u, a) M(25u, a) M(26u, a) M(27u, a) M(28u, a) M(29u, a) M(30u, a) M(31u, a)
+#elif MAX_D == 256
+#define FOR_DIMS(M, a) M(0u, a) M(1u, a) M(2u, a) M(3u, a) M(4u, a) M(5u, a) M(6u, a) M(7u, a) M(8u, a) M(9u, a) M(10u, a) M(11u, a) M(12u, a) M(13u, a) M(14u, a) M(15u, a) M(16u, a) M(17u, a) M(18u, a) M(19u, a) M(20u, a) M(21u, a) M(22u, a) M(23u, a) M(24u, a) M(25u, a) M(26u, a) M(27u, a) M(28u, a) M(29u, a) M(30u, a) M(31u, a) M(32u, a) M(33u, a) M(34u, a) M(35u, a) M(36u, a) M(37u, a) M(38u, a) M(39u, a) M(40u, a) M(41u, a) M(42u, a) M(43u, a) M(44u, a) M(45u, a) M(46u, a) M(47u, a) M(48u, a) M(49u, a) M(50u, a) M(51u, a) M(52u, a) M(53u, a) M(54u, a) M(55u, a) M(56u, a) M(57u, a) M(58u, a) M(59u, a) M(60u, a) M(61u, a) M(62u, a) M(63u, a)
+#endif
+
+layout(local_size_x_id = 0) in;
+layout(constant_id = 0) const uint LANES = 8;   // the subgroup size: a workgroup is one subgroup
+
+shared vec4 combine[D4 * LANES];
+
+#define INIT_DIM(g, i) query[i * D4 + g] = g < h4 ? q[q4 + min(g, last4)] * p.scale : vec4(0.0); acc[i * D4 + g] = vec4(0.0);
+#define INIT_ROW(i, unused) \
+    { \
+        uint row = r0 + min(i, blockRows - 1u); \
+        uint t = row / group; \
+        uint q4 = (t * p.heads + kvHead * group + row % group) * h4; \
+        myLo[i] = firstKey(t); \
+        myHi[i] = endKey(t); \
+        m[i] = NEG_INF; \
+        l[i] = 0.0; \
+        FOR_DIMS(INIT_DIM, i) \
+    }
+#define ZERO_ROW(i, unused) s[i] = 0.0;
+#define SCORE_ROW(i, g) s[i] += dot(query[i * D4 + g], k);
+#define SCORE_DIM(g, unused) { vec4 k = kCache[k4 + min(g, last4)]; FOR_ROWS(SCORE_ROW, g) }
+// Online softmax with one exp per key: a new maximum rescales what came before by e, else the key weighs e
+// (m = -inf: e = 0, the first key rescales nothing).
+#define UPDATE_ROW(i, unused) \
+    { \
+        bool visible = j < hi && j >= myLo[i] && j < myHi[i]; \
+        bool raised = visible && s[i] > m[i]; \
+        float e = exp(-abs(s[i] - m[i])); \
+        correction[i] = raised ? e : 1.0; \
+        w[i] = visible ? (raised ? 1.0 : e) : 0.0; \
+        m[i] = raised ? s[i] : m[i]; \
+        l[i] = l[i] * correction[i] + w[i]; \
+    }
+#define ACCUMULATE_ROW(i, g) acc[i * D4 + g] = acc[i * D4 + g] * correction[i] + w[i] * v;
+#define ACCUMULATE_DIM(g, unused) { vec4 v = vCache[k4 + min(g, last4)]; FOR_ROWS(ACCUMULATE_ROW, g) }
+#define SHARE_DIM(g, i) combine[g * LANES + lane] = acc[i * D4 + g] * e;
+// The lanes' results for row i: each rescaled to the row's maximum (a lane that saw nothing has m = -inf, weight 0),
+// summed through shared memory, one row at a time.
+#define COMBINE_ROW(i, unused) \
+    { \
+        float mAll = subgroupMax(m[i]); \
+        float e = exp(m[i] - (mAll == NEG_INF ? 0.0 : mAll)); \
+        float lAll = subgroupAdd(l[i] * e); \
+        FOR_DIMS(SHARE_DIM, i) \
+        barrier(); \
+        if (i < blockRows) \
+        { \
+            uint row = r0 + i; \
+            for (uint g = lane; g < h4; g += LANES) \
+            { \
+                vec4 sum = vec4(0.0); \
+                for (uint from = 0; from < LANES; from++) sum += combine[g * LANES + from]; \
+                if (p.splits == 1u) o[((row / group) * p.heads + kvHead * group + row % group) * h4 + g] = sum / lAll; \
+                else partial[partialBase(split, kvHead, row, rows) / 4u + g] = sum; \
+            } \
+            if (p.splits != 1u && lane == 0u) partial[partialBase(split, kvHead, row, rows) / 4u + h4] = vec4(mAll, lAll, 0.0, 0.0); \
+        } \
+        barrier(); \
+    }
 
 void main()
 {
-    uint head = gl_WorkGroupID.x;
-    uint t = gl_WorkGroupID.y;
-    uint tid = gl_LocalInvocationID.x;
-    uint kvHead = head / (p.heads / p.kvHeads);
-    uint kvStride = p.kvHeads * p.headDim;
-    uint qBase = (t * p.heads + head) * p.headDim;
-    uint length = p.causal != 0u ? p.pos0 + t + 1 : p.pos0 + p.tokens;
+    uint lane = gl_SubgroupInvocationID;
+    uint group = p.heads / p.kvHeads;
+    uint rows = p.tokens * group;
+    uint kvHead = gl_WorkGroupID.y;
+    uint split = gl_WorkGroupID.z;
+    uint h4 = p.headDim / 4u;   // vec4s per head
+    uint last4 = h4 - 1u;
+    uint kvStride4 = p.kvHeads * h4;
+    uint kvOffset4 = kvHead * h4;
 
-    for (uint d = tid; d < p.headDim; d += WORKGROUP) query[d] = q[qBase + d];
-    barrier();
-
-    float acc[MAX_HEAD_DIM / WORKGROUP];
-    for (uint k = 0; k < MAX_HEAD_DIM / WORKGROUP; k++) acc[k] = 0.0;
-    float runningMax = -1.0 / 0.0;
-    float runningSum = 0.0;
-
-    for (uint start = 0; start < length; start += WORKGROUP)
+    for (uint r0 = gl_WorkGroupID.x * ROWS_BLOCK; r0 < rows; r0 += gl_NumWorkGroups.x * ROWS_BLOCK)
     {
-        uint pos = start + tid;
-        float score = -1.0 / 0.0;
-        if (pos < length)
+        uint blockRows = min(ROWS_BLOCK, rows - r0);
+        // The block's key range, cut to this split; lane l takes keys lo + l, lo + l + LANES, ...
+        uint lo = max(firstKey(r0 / group), p.keyBase + split * p.splitLength);
+        uint hi = min(endKey((r0 + blockRows - 1u) / group), p.keyBase + (split + 1u) * p.splitLength);
+
+        vec4 query[ROWS_BLOCK * D4];
+        vec4 acc[ROWS_BLOCK * D4];
+        float m[ROWS_BLOCK], l[ROWS_BLOCK];
+        uint myLo[ROWS_BLOCK], myHi[ROWS_BLOCK];
+        FOR_ROWS(INIT_ROW, 0)
+
+        for (uint j0 = lo; j0 < hi; j0 += LANES)
         {
-            uint kBase = pos * kvStride + kvHead * p.headDim;
-            float s = 0.0;
-            for (uint d = 0; d < p.headDim; d++) s += query[d] * kCache[kBase + d];
-            score = s * p.scale;
+            uint j = j0 + lane;
+            uint k4 = min(j, hi - 1u) * kvStride4 + kvOffset4;
+            float s[ROWS_BLOCK];
+            float correction[ROWS_BLOCK], w[ROWS_BLOCK];
+            FOR_ROWS(ZERO_ROW, 0)
+            FOR_DIMS(SCORE_DIM, 0)
+            FOR_ROWS(UPDATE_ROW, 0)
+            FOR_DIMS(ACCUMULATE_DIM, 0)
         }
-        reduce[tid] = score;
-        barrier();
-        for (uint s = WORKGROUP / 2; s > 0; s >>= 1)
-        {
-            if (tid < s) reduce[tid] = max(reduce[tid], reduce[tid + s]);
-            barrier();
-        }
-        float newMax = max(runningMax, reduce[0]);
-        barrier();
-        float e = pos < length ? exp(score - newMax) : 0.0;
-        weight[tid] = e;
-        reduce[tid] = e;
-        barrier();
-        for (uint s = WORKGROUP / 2; s > 0; s >>= 1)
-        {
-            if (tid < s) reduce[tid] += reduce[tid + s];
-            barrier();
-        }
-        float correction = exp(runningMax - newMax);
-        runningSum = runningSum * correction + reduce[0];
-        runningMax = newMax;
-        uint count = min(WORKGROUP, length - start);
-        for (uint k = 0; k * WORKGROUP + tid < p.headDim; k++)
-        {
-            uint d = k * WORKGROUP + tid;
-            float sum = 0.0;
-            for (uint j = 0; j < count; j++)
-                sum += weight[j] * vCache[(start + j) * kvStride + kvHead * p.headDim + d];
-            acc[k] = acc[k] * correction + sum;
-        }
+
+        FOR_ROWS(COMBINE_ROW, 0)
+    }
+}
+
+#elif defined(FLASH)
+
+layout(local_size_x_id = 0) in;
+layout(constant_id = 0) const uint WORKGROUP = 128;
+layout(constant_id = 1) const uint ROW_LANES = 32;    // invocations per row: the subgroup size when SUBGROUP reductions apply
+layout(constant_id = 2) const uint TILE = 32;         // keys per tile, a multiple of ROW_LANES
+layout(constant_id = 3) const uint ROWS_PER_LANES = 4; // rows each group of ROW_LANES invocations carries
+
+const uint LANE_GROUPS = WORKGROUP / ROW_LANES;
+const uint BLOCK_ROWS = LANE_GROUPS * ROWS_PER_LANES;
+const uint KEYS_PER_LANE = TILE / ROW_LANES;
+const uint DIMS_PER_LANE = (MAX_D + ROW_LANES - 1u) / ROW_LANES;
+const uint KEY_STRIDE = MAX_D + 1u;   // padding: lanes reading different keys at one dimension hit different banks
+
+shared float queries[BLOCK_ROWS * MAX_D];
+shared float keys[TILE * KEY_STRIDE];
+shared float weights[BLOCK_ROWS * TILE];
+shared float reduction[WORKGROUP];
+
+uint tid;
+uint lane;
+bool subgroupRows;   // the lane groups are the device's subgroups
+
+float rowMax(float x)
+{
+#ifdef SUBGROUP
+    if (subgroupRows) return subgroupMax(x);
+#endif
+    reduction[tid] = x;
+    barrier();
+    for (uint s = ROW_LANES / 2u; s > 0u; s >>= 1)
+    {
+        if (lane < s) reduction[tid] = max(reduction[tid], reduction[tid + s]);
         barrier();
     }
-
-    for (uint k = 0; k * WORKGROUP + tid < p.headDim; k++)
-        o[qBase + k * WORKGROUP + tid] = acc[k] / runningSum;
+    float result = reduction[tid - lane];
+    barrier();
+    return result;
 }
+
+float rowSum(float x)
+{
+#ifdef SUBGROUP
+    if (subgroupRows) return subgroupAdd(x);
+#endif
+    reduction[tid] = x;
+    barrier();
+    for (uint s = ROW_LANES / 2u; s > 0u; s >>= 1)
+    {
+        if (lane < s) reduction[tid] += reduction[tid + s];
+        barrier();
+    }
+    float result = reduction[tid - lane];
+    barrier();
+    return result;
+}
+
+void main()
+{
+    tid = gl_LocalInvocationID.x;
+    lane = tid % ROW_LANES;
+    uint laneGroup = tid / ROW_LANES;
+#ifdef SUBGROUP
+    subgroupRows = gl_SubgroupSize == ROW_LANES;
+#else
+    subgroupRows = false;
+#endif
+    uint group = p.heads / p.kvHeads;
+    uint rows = p.tokens * group;
+    uint kvHead = gl_WorkGroupID.y;
+    uint split = gl_WorkGroupID.z;
+    uint kvStride = p.kvHeads * p.headDim;
+    uint kvOffset = kvHead * p.headDim;
+    uint blockCapacity = p.rowsPerBlock;
+
+    for (uint r0 = gl_WorkGroupID.x * blockCapacity; r0 < rows; r0 += gl_NumWorkGroups.x * blockCapacity)
+    {
+        uint blockRows = min(blockCapacity, rows - r0);
+        uint lo = max(firstKey(r0 / group), p.keyBase + split * p.splitLength);
+        uint hi = min(endKey((r0 + blockRows - 1u) / group), p.keyBase + (split + 1u) * p.splitLength);
+        // Rows are dealt to lane groups in turn; every group runs the same number of row slots (barriers stay uniform).
+        uint slots = (blockRows + LANE_GROUPS - 1u) / LANE_GROUPS;
+
+        barrier();
+        for (uint i = tid; i < blockRows * p.headDim; i += WORKGROUP)
+        {
+            uint r = r0 + i / p.headDim, d = i % p.headDim;
+            uint head = kvHead * group + r % group;
+            queries[(i / p.headDim) * MAX_D + d] = q[((r / group) * p.heads + head) * p.headDim + d] * p.scale;
+        }
+
+        float m[ROWS_PER_LANES], l[ROWS_PER_LANES];
+        float acc[ROWS_PER_LANES * DIMS_PER_LANE];
+        uint myLo[ROWS_PER_LANES], myHi[ROWS_PER_LANES];
+        for (uint k = 0; k < ROWS_PER_LANES; k++)
+        {
+            m[k] = NEG_INF;
+            l[k] = 0.0;
+            uint t = (r0 + min(laneGroup + k * LANE_GROUPS, blockRows - 1u)) / group;
+            myLo[k] = firstKey(t);
+            myHi[k] = endKey(t);
+            for (uint e = 0; e < DIMS_PER_LANE; e++) acc[k * DIMS_PER_LANE + e] = 0.0;
+        }
+
+        for (uint j0 = lo; j0 < hi; j0 += TILE)
+        {
+            uint count = min(TILE, hi - j0);
+            barrier();
+            for (uint i = tid; i < count * p.headDim; i += WORKGROUP)
+            {
+                uint c = i / p.headDim, d = i % p.headDim;
+                keys[c * KEY_STRIDE + d] = kCache[(j0 + c) * kvStride + kvOffset + d];
+            }
+            barrier();
+
+            for (uint k = 0; k < ROWS_PER_LANES; k++)
+            {
+                if (k >= slots) break;   // uniform: slots is the same for the whole workgroup
+                // A group with fewer rows than slots computes its last slot on a stand-in row and writes nothing.
+                bool live = laneGroup + k * LANE_GROUPS < blockRows;
+                uint rowSlot = live ? laneGroup + k * LANE_GROUPS : 0u;
+                float s[KEYS_PER_LANE];
+                for (uint e = 0; e < KEYS_PER_LANE; e++) s[e] = 0.0;
+                for (uint d = 0; d < p.headDim; d++)
+                {
+                    float qd = queries[rowSlot * MAX_D + d];
+                    for (uint e = 0; e < KEYS_PER_LANE; e++) s[e] += qd * keys[(lane + e * ROW_LANES) * KEY_STRIDE + d];
+                }
+                float localMax = NEG_INF;
+                for (uint e = 0; e < KEYS_PER_LANE; e++)
+                {
+                    uint c = lane + e * ROW_LANES;
+                    uint j = j0 + c;
+                    s[e] = c < count && j >= myLo[k] && j < myHi[k] ? s[e] : NEG_INF;
+                    localMax = max(localMax, s[e]);
+                }
+                float mNew = max(m[k], rowMax(localMax));
+                float base = mNew == NEG_INF ? 0.0 : mNew;
+                float localSum = 0.0;
+                for (uint e = 0; e < KEYS_PER_LANE; e++)
+                {
+                    float w = exp(s[e] - base);
+                    if (live) weights[rowSlot * TILE + lane + e * ROW_LANES] = w;
+                    localSum += w;
+                }
+                float correction = exp(m[k] - base);
+                l[k] = l[k] * correction + rowSum(localSum);
+                m[k] = mNew;
+                for (uint e = 0; e < DIMS_PER_LANE; e++) acc[k * DIMS_PER_LANE + e] *= correction;
+            }
+            // The weights of a row are written and read by its own lane group.
+#ifdef SUBGROUP
+            if (subgroupRows)
+            {
+                subgroupMemoryBarrierShared();
+                subgroupBarrier();
+            }
+            else barrier();
+#else
+            barrier();
+#endif
+
+            for (uint c = 0; c < count; c++)
+            {
+                uint vBase = (j0 + c) * kvStride + kvOffset;
+                for (uint e = 0; e < DIMS_PER_LANE; e++)
+                {
+                    uint d = lane + e * ROW_LANES;
+                    float v = d < p.headDim ? vCache[vBase + d] : 0.0;
+                    for (uint k = 0; k < ROWS_PER_LANES; k++)
+                    {
+                        uint rowSlot = laneGroup + k * LANE_GROUPS;
+                        if (rowSlot >= blockRows) break;
+                        acc[k * DIMS_PER_LANE + e] += weights[rowSlot * TILE + c] * v;
+                    }
+                }
+            }
+        }
+
+        for (uint k = 0; k < ROWS_PER_LANES; k++)
+        {
+            uint rowSlot = laneGroup + k * LANE_GROUPS;
+            if (rowSlot >= blockRows) break;
+            uint r = r0 + rowSlot;
+            uint head = kvHead * group + r % group;
+            uint qBase = ((r / group) * p.heads + head) * p.headDim;
+            if (p.splits == 1u)
+            {
+                float inverse = 1.0 / l[k];
+                for (uint e = 0; e < DIMS_PER_LANE; e++)
+                {
+                    uint d = lane + e * ROW_LANES;
+                    if (d < p.headDim) o[qBase + d] = acc[k * DIMS_PER_LANE + e] * inverse;
+                }
+            }
+            else
+            {
+                uint base = partialBase(split, kvHead, r, rows);
+                for (uint e = 0; e < DIMS_PER_LANE; e++)
+                {
+                    uint d = lane + e * ROW_LANES;
+                    if (d < p.headDim) partial[base + d] = acc[k * DIMS_PER_LANE + e];
+                }
+                if (lane == 0u)
+                {
+                    partial[base + p.headDim] = m[k];
+                    partial[base + p.headDim + 1u] = l[k];
+                }
+            }
+        }
+    }
+}
+
+#elif defined(REDUCE)
+
+layout(local_size_x = 64) in;
+
+void main()
+{
+    uint index = gl_GlobalInvocationID.x + gl_GlobalInvocationID.y * gl_NumWorkGroups.x * gl_WorkGroupSize.x;
+    if (index >= p.tokens * p.heads * p.headDim) return;
+    uint d = index % p.headDim;
+    uint head = (index / p.headDim) % p.heads;
+    uint t = index / (p.headDim * p.heads);
+    uint group = p.heads / p.kvHeads;
+    uint rows = p.tokens * group;
+    uint kvHead = head / group;
+    uint row = t * group + head % group;
+
+    float m = NEG_INF;
+    for (uint s = 0; s < p.splits; s++) m = max(m, partial[partialBase(s, kvHead, row, rows) + p.headDim]);
+    float sum = 0.0, value = 0.0;
+    for (uint s = 0; s < p.splits; s++)
+    {
+        uint base = partialBase(s, kvHead, row, rows);
+        float w = exp(partial[base + p.headDim] - m);   // an empty split has maximum -inf: weight 0
+        sum += partial[base + p.headDim + 1u] * w;
+        value += partial[base + d] * w;
+    }
+    o[index] = value / sum;
+}
+
+#endif

@@ -9,6 +9,15 @@
 // returning weights [col, col + 8) of chunk row `row`, col a multiple of 8 below p.paddedCols.
 // Binding 0 is the weight buffer; binding 4 an auxiliary table of the format (a codebook), else a dummy.
 //
+// Block decode, for the mat-vec: every format also defines WEIGHT_BLOCK (weights per block: a multiple of 8 that
+// divides p.paddedCols) and
+//     vec2 load_block(uint row, uint block, out vec4 q[WEIGHT_BLOCK / 4])
+// giving weights [block * WEIGHT_BLOCK, (block + 1) * WEIGHT_BLOCK) of chunk row `row` as q[i] * a.x + a.y, a the
+// pair returned. A block is read with as few and as wide loads as its layout allows (16-byte loads where rows are
+// 16-byte aligned), and what a block shares (a group's header word, a row scale) is read once: a group-integer
+// block returns its codes and its group's (scale, min), so a product takes scale * sum(q x) + min * sum(x) per
+// block; the other formats return decoded weights and (scale, 0) or (1, 0). Codes become floats exactly.
+//
 // Products (matvec, matmul, their EXPERTS variants) also take fusions of a decode graph, chosen by p.fusion bits
 // (all may combine; semantics as IBackend.Linear and ProductFusion say):
 //   FUSE_NORM: the input rows are RMS-normalised first with the weight at binding 6 (length p.cols):
@@ -18,6 +27,8 @@
 //              token t is silu(acc[t, 2j]) * acc[t, 2j + 1], written at y[t * p.outStride + j] (p.outStride is
 //              then half the matrix rows). Chunks always hold whole pairs.
 //   FUSE_ACCUMULATE: the value is added to what y holds (a residual stream) instead of replacing it.
+
+#extension GL_EXT_control_flow_attributes : enable
 
 #define MAX_STREAMS 9   // SEFP at 7 bits: exponents, signs, 7 planes; 9 keeps the block within the 128 bytes every device allows
 
@@ -51,6 +62,19 @@ const uint FUSE_ACCUMULATE = 4u;
 uint stream_word(uint stream, uint row, uint word)
 {
     return words[p.streamOffset[stream] + row * p.streamStride[stream] + word];
+}
+
+// Word index of word `word` of row `row` in stream `stream` (for the wider loads: quads[index / 4]).
+uint stream_index(uint stream, uint row, uint word)
+{
+    return p.streamOffset[stream] + row * p.streamStride[stream] + word;
+}
+
+// Small unsigned codes (below 2^23) as floats, exactly: the code in the mantissa of 2^23, less 2^23. A logic op
+// and an add, at full rate on GPUs where an integer-to-float conversion runs at a quarter.
+vec4 code_floats(uvec4 q)
+{
+    return uintBitsToFloat(q | 0x4B000000u) - 8388608.0;
 }
 
 #if defined(DATA_F32) || defined(DATA_F16) || defined(DATA_BF16)

@@ -25,3 +25,24 @@ void load_weight8(uint row, uint col, out vec4 lo, out vec4 hi)
         hi += hi2;
     }
 }
+
+// Blocks of 32 weights (groups hold whole blocks): one word of each plane and the group's scale word; decoded.
+#define WEIGHT_BLOCK 32
+
+void plane_block(uint bits, float s, inout vec4 q[WEIGHT_BLOCK / 4])
+{
+    [[unroll]] for (uint i = 0u; i < 8u; i++)
+        q[i] += fma(code_floats((uvec4(bits) >> (uvec4(0u, 1u, 2u, 3u) + 4u * i)) & 1u), vec4(2.0 * s), vec4(-s));
+}
+
+vec2 load_block(uint row, uint block, out vec4 q[WEIGHT_BLOCK / 4])
+{
+    uint planes = p.param[1];
+    uint first = ((block * 32u) >> p.param[0]) * planes;  // f16 index of the group's first scale
+    vec2 scales = unpackHalf2x16(stream_word(0u, row, first / 2u));
+    [[unroll]] for (uint i = 0u; i < 8u; i++) q[i] = vec4(0.0);
+    plane_block(stream_word(1u, row, block), (first & 1u) != 0u ? scales.y : scales.x, q);
+    if (planes == 2u)  // the same for the whole dispatch
+        plane_block(stream_word(2u, row, block), scales.y, q);
+    return vec2(1.0, 0.0);
+}

@@ -22,3 +22,12 @@ void load_weight8(uint row, uint col, out vec4 lo, out vec4 hi)
     hi = vec4(unpack2(packed.z), unpack2(packed.w));
 }
 #endif
+
+// Blocks of 8 weights, the rows' padding: one 16-byte load (f16, bf16) or two (f32), decoded.
+#define WEIGHT_BLOCK 8
+
+vec2 load_block(uint row, uint block, out vec4 q[WEIGHT_BLOCK / 4])
+{
+    load_weight8(row, block * 8u, q[0], q[1]);
+    return vec2(1.0, 0.0);
+}

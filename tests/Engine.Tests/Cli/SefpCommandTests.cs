@@ -42,7 +42,10 @@ public sealed class SefpCommandTests : IDisposable
         {
             var run = EngineProcess.Run("bench", "-m", _model, "-p", "8", "-n", "4", "-r", "1", "--output", "csv", "--sefp-bits", bits.ToString(CultureInfo.InvariantCulture));
             Assert.True(run.ExitCode == 0, run.Error);
-            long bytes = long.Parse(run.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries)[^1].Split(',')[^2], CultureInfo.InvariantCulture);
+            string[] lines = run.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            int column = Array.IndexOf(lines[0].Split(','), "weight_bytes");
+            Assert.True(column >= 0, lines[0]);
+            long bytes = long.Parse(lines[^1].Split(',')[column], CultureInfo.InvariantCulture);
             Assert.True(bytes < previous, $"{bits} bits: {bytes} bytes per token, with more bits {previous}");
             previous = bytes;
         }

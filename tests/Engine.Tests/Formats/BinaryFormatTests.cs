@@ -20,31 +20,7 @@ public sealed class BinaryFormatTests(BackendPair backends) : IClassFixture<Back
         return data;
     }
 
-    /// <summary>A mat-vec shape and two mat-mat shapes (odd rows, columns off the group, odd group counts) per format.</summary>
-    public static TheoryData<int, int, int, int, int> LinearCases()
-    {
-        var data = new TheoryData<int, int, int, int, int>();
-        foreach (int planes in new[] { 1, 2 })
-            foreach (int groupSize in GroupSizes)
-            {
-                data.Add(planes, groupSize, 1, 67, 515);
-                data.Add(planes, groupSize, 5, 129, 77);
-                data.Add(planes, groupSize, 70, 300, 1000);
-            }
-        return data;
-    }
-
     private static FormatParameters Parameters(int planes, int groupSize) => new(GroupSize: groupSize, Planes: planes);
-
-    [Theory]
-    [MemberData(nameof(LinearCases))]
-    public void Linear_matches_reference(int planes, int groupSize, int tokens, int rows, int columns) =>
-        WeightFormatChecks.LinearMatchesReference(backends, WeightType.Binary, Parameters(planes, groupSize), tokens, rows, columns);
-
-    [Theory]
-    [MemberData(nameof(Formats))]
-    public void Embedding_matches_reference(int planes, int groupSize) =>
-        WeightFormatChecks.EmbeddingMatchesReference(backends, WeightType.Binary, Parameters(planes, groupSize), 131, 203);
 
     [Theory]
     [MemberData(nameof(Formats))]

@@ -21,31 +21,7 @@ public sealed class GroupIntFormatTests(BackendPair backends) : IClassFixture<Ba
         return data;
     }
 
-    /// <summary>Every width at every group size, at a mat-vec shape and two mat-mat shapes (odd rows, columns off the group).</summary>
-    public static TheoryData<WeightType, int, int, int, int> LinearCases()
-    {
-        var data = new TheoryData<WeightType, int, int, int, int>();
-        foreach (var type in Types)
-            foreach (int groupSize in GroupSizes)
-            {
-                data.Add(type, groupSize, 1, 67, 515);
-                data.Add(type, groupSize, 5, 129, 77);
-                data.Add(type, groupSize, 70, 300, 1000);
-            }
-        return data;
-    }
-
     private static GroupIntFormat Format(WeightType type) => (GroupIntFormat)WeightTypes.Get(type);
-
-    [Theory]
-    [MemberData(nameof(LinearCases))]
-    public void Linear_matches_reference(WeightType type, int groupSize, int tokens, int rows, int columns) =>
-        WeightFormatChecks.LinearMatchesReference(backends, type, new(GroupSize: groupSize), tokens, rows, columns);
-
-    [Theory]
-    [MemberData(nameof(Formats))]
-    public void Embedding_matches_reference(WeightType type, int groupSize) =>
-        WeightFormatChecks.EmbeddingMatchesReference(backends, type, new(GroupSize: groupSize), 131, 203);
 
     [Theory]
     [MemberData(nameof(Formats))]

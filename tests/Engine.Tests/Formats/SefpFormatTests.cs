@@ -19,33 +19,6 @@ public sealed class SefpFormatTests(BackendPair backends) : IClassFixture<Backen
         backends.Vulkan.RuntimePrecision = bits;
     }
 
-    public static TheoryData<int, int, int, int, int, int> LinearCases() => new()
-    {
-        // group, stored bits, precision, tokens, rows, columns
-        { 32, 7, 0, 1, 67, 515 },
-        { 32, 7, 4, 1, 129, 77 },
-        { 16, 7, 2, 5, 67, 1000 },
-        { 16, 5, 3, 70, 300, 77 },
-        { 32, 3, 7, 5, 33, 129 },
-    };
-
-    [Theory]
-    [MemberData(nameof(LinearCases))]
-    public void Linear_matches_reference(int group, int bits, int precision, int tokens, int rows, int columns)
-    {
-        UsePrecision(precision);
-        WeightFormatChecks.LinearMatchesReference(backends, WeightType.Sefp, new(GroupSize: group, Bits: bits), tokens, rows, columns);
-    }
-
-    [Theory]
-    [InlineData(32, 0)]
-    [InlineData(16, 3)]
-    public void Embedding_matches_reference(int group, int precision)
-    {
-        UsePrecision(precision);
-        WeightFormatChecks.EmbeddingMatchesReference(backends, WeightType.Sefp, new(GroupSize: group, Bits: 7), 301, 75);
-    }
-
     [Fact]
     public void Cpu_linear_is_decode_then_multiply() =>
         WeightFormatChecks.CpuLinearIsDecodeThenMultiply(backends, WeightType.Sefp, new(GroupSize: 32, Bits: 7), 9, 77);

@@ -81,9 +81,14 @@ public static class WeightFormatChecks
     }
 
     /// <summary>Embedding lookups decode rows exactly as the CPU reference does.</summary>
-    public static void EmbeddingMatchesReference(BackendPair backends, WeightType type, FormatParameters parameters, int vocab, int dim)
+    public static void EmbeddingMatchesReference(BackendPair backends, WeightType type, FormatParameters parameters, int vocab, int dim) =>
+        EmbeddingMatchesReference(backends, Encode(type, parameters, vocab, dim));
+
+    /// <summary>Embedding lookups of a [vocab, dim] table encoded by the caller decode rows exactly as the CPU reference does.</summary>
+    public static void EmbeddingMatchesReference(BackendPair backends, EncodedTensor encoded)
     {
-        var encoded = Encode(type, parameters, vocab, dim);
+        var parameters = encoded.Info.Parameters;
+        int vocab = (int)encoded.Info.Rows, dim = (int)encoded.Info.Columns;
         using var shared = new InMemoryTensors(encoded.Companions);
         int[] tokens = [0, vocab - 1, vocab / 2, vocab / 2, 1 % vocab];
         var (cpu, gpu) = Both(backends, be =>
@@ -93,6 +98,31 @@ public static class WeightFormatChecks
             return o;
         }, tokens.Length * dim);
         AssertClose(cpu, gpu, 1e-6, $"{encoded.Info.Format.Name} {parameters} embedding");
+    }
+
+    /// <summary>
+    /// The expert-indexed product (<see cref="IBackend.ExpertLinear"/>) over the stack <paramref name="stack"/> builds on
+    /// each backend, routed by <see cref="IBackend.MoeRoute"/> from random logits, on Vulkan against the CPU reference:
+    /// one token with its input shared by its <paramref name="k"/> slots (the mat-vec variant), then a batch with an
+    /// input per slot (the mat-mat variant).
+    /// </summary>
+    public static void ExpertLinearMatchesReference(BackendPair backends, Func<IBackend, IWeightMatrix> stack, int experts, int rows, int columns, int k)
+    {
+        var stacks = new Dictionary<IBackend, IWeightMatrix> { [backends.Cpu] = stack(backends.Cpu), [backends.Vulkan] = stack(backends.Vulkan) };
+        foreach (var (tokens, inputPerSlot) in new[] { (1, false), (9, true) })
+        {
+            float[] logits = RandomValues(tokens * experts, 4);
+            float[] x = RandomValues(tokens * (inputPerSlot ? k : 1) * columns);
+            var (cpu, gpu) = Both(backends, be =>
+            {
+                var routing = be.Allocate(MoeRouting.Length(tokens, k, experts));
+                be.MoeRoute(be.UploadVector(logits), routing, tokens, experts, k, normalize: true, scale: 1f);
+                var y = be.Allocate(tokens * k * rows);
+                be.ExpertLinear(stacks[be], experts, routing, be.UploadVector(x), y, tokens, k, inputPerSlot);
+                return y;
+            }, tokens * k * rows);
+            AssertClose(cpu, gpu, 1e-4, $"{WeightTypes.Get(stacks[backends.Vulkan].Type).Name} {stacks[backends.Vulkan].Parameters} expert linear, {tokens} token(s) to {k} of {experts} experts, input per slot {inputPerSlot}");
+        }
     }
 
     /// <summary>Bits per weight measured from the bytes written (companions counted) against the expected figure.</summary>

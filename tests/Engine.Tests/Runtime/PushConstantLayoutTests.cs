@@ -32,7 +32,7 @@ public sealed class PushConstantLayoutTests
         ("rope", "RopePush"),
         ("rope_positions", "RopePositionsPush"),
         ("rope_kv", "RopeKvPush"),
-        ("attention", "AttentionPush"),
+        ("attention*", "AttentionPush"),
         ("hadamard", "HadamardPush"),
         ("hadamard_experts", "HadamardPush"),
         ("conv1d", "Conv1dPush"),
