@@ -116,7 +116,7 @@ public sealed unsafe partial class VulkanBackend
 
     private MatMulTiling ChooseMatMul(int rows, int columns, int tokens, bool experts)
     {
-        var tiling = MatMulTilingOverride ?? MatMulTiling.Choose(_context.Info, rows, columns, tokens, experts);
+        var tiling = MatMulTilingOverride ?? MatMulTiling.Choose(_context.Info, rows, columns, tokens, experts).With(MatMulTiling.Overrides);
         if (experts) tiling = tiling with { Split = 1 };
         tiling.Check(_context.Limits.MaxComputeSharedMemorySize);
         return tiling;
