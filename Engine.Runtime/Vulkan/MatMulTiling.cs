@@ -6,8 +6,15 @@ namespace Engine.Runtime.Vulkan;
 /// <see cref="RowsPerThread"/> x <see cref="TokensPerThread"/> outputs in registers; <see cref="Depth"/> columns per
 /// shared-memory slab (0: the direct path, no shared memory); <see cref="Split"/> column ranges (split-k).
 /// </summary>
+/// <remarks>ENGINE_MATMUL overrides fields of every choice, for tuning a new device, e.g.
+/// <c>ENGINE_MATMUL=workgroup=256,rowthreads=16,rows=8,tokens=8,depth=16,split=1</c>.</remarks>
 internal readonly record struct MatMulTiling(uint Workgroup, uint RowThreads, uint RowsPerThread, uint TokensPerThread, uint Depth, uint Split = 1)
 {
+    public const string EnvironmentVariable = "ENGINE_MATMUL";
+
+    /// <summary>ENGINE_MATMUL as the process started with it.</summary>
+    public static string? Overrides { get; } = Environment.GetEnvironmentVariable(EnvironmentVariable);
+
     /// <summary>Workgroups a GPU runs at once, assumed (Vulkan does not report SM counts): about an H100's 132 SMs.</summary>
     public const int GpuParallelWorkgroups = 128;
 
@@ -23,12 +30,41 @@ internal readonly record struct MatMulTiling(uint Workgroup, uint RowThreads, ui
     /// <summary>Shared memory the shader declares, in bytes (matmul.comp: two slabs of [Depth][tile + 4] floats each).</summary>
     public uint SharedBytes => Staged ? 2 * Depth * (TileRows + 4 + TileTokens + 4) * sizeof(float) : 8;
 
-    /// <summary>matmul.comp's constants 0-7: WORKGROUP, WR, TM, TN, BK, VEC4, SPLIT, REDUCE.</summary>
+    /// <summary>matmul.comp's constants 0-8: WORKGROUP, WR, TM, TN, BK, VEC4, SPLIT, REDUCE, OUT4.</summary>
     /// <param name="vec4">Input rows 16-byte aligned (columns a multiple of 4): read as vec4s.</param>
-    public uint[] Constants(bool vec4) => [Workgroup, RowThreads, RowsPerThread, TokensPerThread, Depth, vec4 ? 1u : 0u, Split, 0];
+    /// <param name="out4">Outputs of 4 consecutive rows 16-byte aligned (8-byte pairs under SwiGLU): the direct path's epilogue stores them at once.</param>
+    public uint[] Constants(bool vec4, bool out4) =>
+        [Workgroup, RowThreads, RowsPerThread, TokensPerThread, Depth, vec4 ? 1u : 0u, Split, 0, out4 && !Staged ? 1u : 0u];
 
     /// <summary>The split-k reduction: the same shader with REDUCE, one invocation per output.</summary>
-    public uint[] ReduceConstants(bool vec4) => [ReduceWorkgroup, ReduceWorkgroup, 4, 4, 0, vec4 ? 1u : 0u, Split, 1];
+    public uint[] ReduceConstants(bool vec4) => [ReduceWorkgroup, ReduceWorkgroup, 4, 4, 0, vec4 ? 1u : 0u, Split, 1, 0];
+
+    /// <summary>This tiling with the fields a <c>key=value,…</c> list names replaced (workgroup, rowthreads, rows, tokens, depth, split); checked by <see cref="Check"/>.</summary>
+    public MatMulTiling With(string? overrides)
+    {
+        if (string.IsNullOrWhiteSpace(overrides)) return this;
+        var tiling = this;
+        foreach (string part in overrides.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            string[] pair = part.Split('=', 2, StringSplitOptions.TrimEntries);
+            if (pair.Length != 2 || !uint.TryParse(pair[1], out uint value) || value > 1024)
+                throw new ArgumentException($"{EnvironmentVariable}: '{part}' is not a field=number pair");
+            tiling = pair[0] switch
+            {
+                "workgroup" => tiling with { Workgroup = value },
+                "rowthreads" => tiling with { RowThreads = value },
+                "rows" => tiling with { RowsPerThread = value },
+                "tokens" => tiling with { TokensPerThread = value },
+                "depth" => tiling with { Depth = value },
+                "split" => tiling with { Split = value },
+                _ => throw new ArgumentException($"{EnvironmentVariable}: '{pair[0]}' is not workgroup, rowthreads, rows, tokens, depth or split"),
+            };
+        }
+        return tiling;
+    }
+
+    public override string ToString() =>
+        $"workgroup={Workgroup},rowthreads={RowThreads},rows={RowsPerThread},tokens={TokensPerThread},depth={Depth},split={Split}";
 
     /// <summary>Throws unless the shader can run this tiling on a device with <paramref name="maxSharedBytes"/> of shared memory.</summary>
     public void Check(uint maxSharedBytes)

@@ -116,7 +116,7 @@ public sealed unsafe partial class VulkanBackend
 
     private MatMulTiling ChooseMatMul(int rows, int columns, int tokens, bool experts)
     {
-        var tiling = MatMulTilingOverride ?? MatMulTiling.Choose(_context.Info, rows, columns, tokens, experts);
+        var tiling = MatMulTilingOverride ?? MatMulTiling.Choose(_context.Info, rows, columns, tokens, experts).With(MatMulTiling.Overrides);
         if (experts) tiling = tiling with { Split = 1 };
         tiling.Check(_context.Limits.MaxComputeSharedMemorySize);
         return tiling;
@@ -143,14 +143,17 @@ public sealed unsafe partial class VulkanBackend
     {
         var tiling = ChooseMatMul(chunk.Rows, (int)push.Cols, tokens, experts: false);
         bool vec4 = push.Cols % 4 == 0;
-        // The partial sums must fit one binding.
-        long maxFloats = (long)(_context.MaxBindingRange / sizeof(float));
+        // The partial sums must fit one binding (the scratch tensor rounds its length up to a power of two), and the
+        // reduction takes a workgroup row per token.
+        long maxFloats = (long)(_context.MaxBindingRange / sizeof(float)) / 2;
         while (tiling.Split > 1 && (long)tiling.Split * tokens * (chunk.Rows + 1) > maxFloats) tiling = tiling with { Split = tiling.Split - 1 };
+        if (tokens > MaxGroupsPerDimension) tiling = tiling with { Split = 1 };
         uint groupsX = ((uint)chunk.Rows + tiling.TileRows - 1) / tiling.TileRows;
         uint groupsY = ((uint)tokens + tiling.TileTokens - 1) / tiling.TileTokens;
         if (groupsY > MaxGroupsPerDimension)
             throw new NotSupportedException($"{tokens} tokens exceed one mat-mat dispatch's workgroup counts");
-        var kernel = MatMulKernel("matmul_", w, tiling.Constants(vec4));
+        bool out4 = push.RowOffset % 4 == 0 && push.OutStride % ((push.Fusion & WeightPush.FuseSwiGlu) != 0 ? 2 : 4) == 0;
+        var kernel = MatMulKernel("matmul_", w, tiling.Constants(vec4, out4));
         if (tiling.Split == 1)
         {
             _recorder.Dispatch(kernel, slices, access, push, groupsX, groupsY);

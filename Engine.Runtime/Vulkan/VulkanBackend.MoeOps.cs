@@ -71,7 +71,7 @@ public sealed unsafe partial class VulkanBackend
         var tiling = tokens == 1 ? default : ChooseMatMul(expertRows, inputColumns, tokens, experts: true);
         var kernel = tokens == 1
             ? MatVecKernel(tuning.Variant("matvec_experts_"), w, tuning.Constants(rows, 1, inputColumns, 0))
-            : MatMulKernel("matmul_experts_", w, tiling.Constants(inputColumns % 4 == 0));
+            : MatMulKernel("matmul_experts_", w, tiling.Constants(inputColumns % 4 == 0, expertRows % 4 == 0));
         BufferSlice[] slices = [default, input.Slice, output.Slice, Whole(_empty), w.Aux ?? Whole(_empty), routing.Slice, Whole(_empty)];
         foreach (var chunk in w.Chunks)
         {

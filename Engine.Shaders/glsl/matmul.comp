@@ -41,6 +41,7 @@ layout(constant_id = 4) const uint BK = 0;          // staged slab depth (a mult
 layout(constant_id = 5) const bool VEC4 = true;     // p.cols % 4 == 0: input rows are read as vec4s
 layout(constant_id = 6) const uint SPLIT = 1;       // staged split-k: column ranges, partial sums at binding 5
 layout(constant_id = 7) const bool REDUCE = false;  // sum the SPLIT partial sums and apply the epilogue
+layout(constant_id = 8) const bool OUT4 = false;    // direct: 4 outputs of a row block are one aligned vec4 (vec2 under SwiGLU)
 
 const uint WT = WORKGROUP / WR;
 const uint BM = WR * TM;
@@ -59,7 +60,10 @@ const uint XSHARED = BK == 0u ? 1u : 2u * BK * XSTRIDE;
 layout(std430, binding = 1) readonly buffer InputBuffer { float x[]; };
 layout(std430, binding = 1) readonly buffer InputQuads { vec4 x4[]; };
 layout(std430, binding = 2) buffer OutputBuffer { float y[]; };  // read too by FUSE_ACCUMULATE
+layout(std430, binding = 2) buffer OutputQuads { vec4 y4[]; };
+layout(std430, binding = 2) buffer OutputPairs { vec2 y2[]; };
 layout(std430, binding = 3) readonly buffer BiasBuffer { float bias[]; };
+layout(std430, binding = 3) readonly buffer BiasQuads { vec4 bias4[]; };
 #ifdef EXPERTS
 layout(std430, binding = 5) readonly buffer RoutingBuffer { float routing[]; };
 #else
@@ -74,7 +78,7 @@ layout(std430, binding = 6) readonly buffer NormQuads { vec4 normWeight4[]; };
 // lowered to a read-modify-write of the whole vec4, racing with the invocations that store its other components.)
 shared float tileW[WSHARED];  // staged: [buffer][k][row]; after the column loop, the squares' reduction
 shared float tileX[XSHARED];  // staged: [buffer][k][token]
-shared vec4 tileOut[BK == 0u ? WORKGROUP * TM * TN / 4u : 1u];  // direct: each invocation's scaled outputs [row][token]
+shared vec4 tileOut[BK == 0u ? WORKGROUP * TM * TN / 4u : 1u];  // direct: each invocation's scaled outputs [token][row block]
 
 float acc[TM][TN];
 float squares[TN];   // direct: sum of x^2 of this invocation's tokens
@@ -347,29 +351,95 @@ void register_epilogue()
     }
 }
 
-// Direct path (CPU devices): the scaled block goes through this invocation's part of shared memory, so that one
-// loop (not TM x TN unrolled copies of the epilogue's branches and stores, which a CPU compiler takes minutes over)
-// writes the outputs.
+// Direct path (CPU devices): the scaled block goes through this invocation's part of shared memory, [token][4-row
+// block] as vec4s, so that loops (not TM x TN unrolled copies of the epilogue's branches and stores, which a CPU
+// compiler takes minutes over) write the outputs, 4 consecutive rows of a token at a time: one 16-byte store (two
+// 8-byte outputs under SwiGLU) and one bias load per block, where OUT4 says the outputs are so aligned. Blocks that
+// straddle the last row, and all blocks without OUT4, go one output at a time.
+void scalar_block(uint base, uint b, uint r, uint valid)
+{
+    bool swiglu = (p.fusion & FUSE_SWIGLU) != 0u;
+    for (uint j = 0; j < TN; j++)
+    {
+        uint t = tokenBase + tile_token(j);
+        if (t >= count) continue;
+        vec4 v = tileOut[base + j * (TM / 4u) + b];
+        [[unroll]] for (uint c = 0; c < 4u; c++)
+        {
+            if (c >= valid) continue;
+#ifdef EXPERTS
+            y[output_row(t) * p.expertRows + r + c] = v[c];
+#else
+            if (!swiglu)
+                store_output(t, r + c, v[c], 0.0);
+            else if (c % 2u == 0u)
+                store_output(t, r + c, v[c], v[c + 1u]);
+#endif
+        }
+    }
+}
+
 void direct_epilogue()
 {
-    uint base = gl_LocalInvocationID.x * (TM * TN / 4u);
-    [[unroll]] for (uint i = 0; i < TM; i++)
-        [[unroll]] for (uint b = 0; b < TN / 4u; b++)
-            tileOut[base + i * (TN / 4u) + b] = vec4(acc[i][4u * b], acc[i][4u * b + 1u], acc[i][4u * b + 2u], acc[i][4u * b + 3u])
-                * vec4(norm_scale(squares[4u * b]), norm_scale(squares[4u * b + 1u]), norm_scale(squares[4u * b + 2u]), norm_scale(squares[4u * b + 3u]));
-    bool swiglu = (p.fusion & FUSE_SWIGLU) != 0u;
-    for (uint q = 0; q < TM * TN; q += swiglu && q % TN == TN - 1u ? TN + 1u : 1u)
+    uint base = gl_LocalInvocationID.x * (TN * TM / 4u);
+    [[unroll]] for (uint j = 0; j < TN; j++)
     {
-        uint i = q / TN, j = q % TN;
-        uint t = tokenBase + tile_token(j);
-        uint r = rowBase + tile_row(i);
-        if (t >= count || r >= rowsHere) continue;
-        float value = tileOut[base + q / 4u][q % 4u];
-#ifdef EXPERTS
-        y[output_row(t) * p.expertRows + r] = value;
-#else
-        store_output(t, r, value, swiglu ? tileOut[base + (q + TN) / 4u][q % 4u] : 0.0);
+        float scale = norm_scale(squares[j]);
+        [[unroll]] for (uint b = 0; b < TM / 4u; b++)
+            tileOut[base + j * (TM / 4u) + b] = vec4(acc[4u * b][j], acc[4u * b + 1u][j], acc[4u * b + 2u][j], acc[4u * b + 3u][j]) * scale;
+    }
+    if (!OUT4)
+    {
+        for (uint b = 0; b < TM / 4u; b++)
+        {
+            uint r = rowBase + tile_row(4u * b);
+            if (r < rowsHere) scalar_block(base, b, r, min(rowsHere - r, 4u));
+        }
+        return;
+    }
+#ifndef EXPERTS
+    bool swiglu = (p.fusion & FUSE_SWIGLU) != 0u;
+    bool accumulate = (p.fusion & FUSE_ACCUMULATE) != 0u;
 #endif
+    for (uint b = 0; b < TM / 4u; b++)
+    {
+        uint r = rowBase + tile_row(4u * b);
+        if (r + 4u > rowsHere) continue;
+#ifndef EXPERTS
+        uint row = p.rowOffset + r;
+        vec4 rowBias = p.hasBias != 0u ? bias4[row / 4u] : vec4(0.0);
+#endif
+        for (uint j = 0; j < TN; j++)
+        {
+            uint t = tokenBase + tile_token(j);
+            if (t >= count) continue;
+            vec4 v = tileOut[base + j * (TM / 4u) + b];
+#ifdef EXPERTS
+            y4[(output_row(t) * p.expertRows + r) / 4u] = v;
+#else
+            v += rowBias;
+            if (swiglu)
+            {
+                vec2 gate = v.xz;
+                vec2 value = gate / (1.0 + exp(-gate)) * v.yw;
+                uint o = (t * p.outStride + row / 2u) / 2u;
+                if (accumulate) value += y2[o];
+                y2[o] = value;
+            }
+            else
+            {
+                uint o = (t * p.outStride + row) / 4u;
+                if (accumulate) v += y4[o];
+                y4[o] = v;
+            }
+#endif
+        }
+    }
+    // The block with the last row, where it is not whole: at most one per invocation (blocks are 4 rows from a multiple of 4).
+    if (rowsHere % 4u != 0u && rowsHere > rowBase && rowsHere - rowBase <= BM)
+    {
+        uint block = (rowsHere - 1u - rowBase) / 4u;  // tile block index: b * WR + tr
+        if (block % WR == tr) scalar_block(base, block / WR, rowBase + 4u * block, rowsHere % 4u);
     }
 }
 

@@ -67,13 +67,14 @@ public sealed class MatMulTests(BackendPair backends, ITestOutputHelper output) 
     [MemberData(nameof(TilingNames))]
     public void Every_fusion_and_odd_shape_matches_the_cpu_reference(string tiling) => WithTiling(tiling, () =>
     {
-        // Rows: a partial tile, a pair of rows, several tiles plus a remainder. Columns: not a multiple of 8, not a
-        // multiple of 4 (scalar input reads), several slabs. Tokens: 2 to 300.
-        foreach (var (rows, columns) in new[] { (74, 204), (6, 77), (262, 136) })
+        // Rows: a partial tile (74: outputs not 16-byte aligned, one output at a time), a pair of rows, several tiles
+        // plus a remainder (264: aligned blocks of 4 outputs). Columns: not a multiple of 8, not a multiple of 4 (scalar
+        // input reads), several slabs. Tokens: 9 (the mat-vec takes up to 8) to 300.
+        foreach (var (rows, columns) in new[] { (74, 204), (6, 77), (264, 136) })
         {
             var encoded = WeightFormatChecks.Encode(WeightType.Q4, WeightTypes.Get(WeightType.Q4).DefaultParameters, rows, columns);
             float[] norm = WeightFormatChecks.RandomValues(columns, 2), bias = WeightFormatChecks.RandomValues(rows);
-            foreach (int tokens in new[] { 2, 37, 300 })
+            foreach (int tokens in new[] { 9, 37, 300 })  // above the mat-vec's 8 columns
             {
                 float[] x = WeightFormatChecks.RandomValues(tokens * columns, 3);
                 for (int f = 0; f < 8; f++)
@@ -102,7 +103,7 @@ public sealed class MatMulTests(BackendPair backends, ITestOutputHelper output) 
         foreach (string tiling in new[] { "gpu 128x128", "split-k 3 of 64x32", "direct 2x4 lanes of 8x4" })
             WithTiling(tiling, () =>
             {
-                foreach (int tokens in new[] { 3, 70 })
+                foreach (int tokens in new[] { 9, 70 })
                 {
                     float[] x = WeightFormatChecks.RandomValues(tokens * columns, 3);
                     var plain = Product(encoded, tokens, x, null, null, false, false, new float[tokens * rows]);
@@ -117,8 +118,8 @@ public sealed class MatMulTests(BackendPair backends, ITestOutputHelper output) 
     [MemberData(nameof(TilingNames))]
     public void Experts_match_the_cpu_reference(string tiling) => WithTiling(tiling, () =>
     {
-        const int experts = 5, rows = 67, columns = 130, k = 2;
-        foreach (var type in new[] { WeightType.F16, WeightType.Q4 })
+        const int experts = 5, columns = 130, k = 2;
+        foreach (var (type, rows) in new[] { (WeightType.F16, 67), (WeightType.Q4, 68) })
         {
             var format = WeightTypes.Get(type);
             var encoded = Enumerable.Range(0, experts).Select(e =>
@@ -152,7 +153,7 @@ public sealed class MatMulTests(BackendPair backends, ITestOutputHelper output) 
     public void A_product_is_one_dispatch_and_split_k_adds_its_reduction(string tiling, int dispatches) => WithTiling(tiling, () =>
     {
         const int rows = 40, columns = 96, tokens = 9;
-        var encoded = WeightFormatChecks.Encode(WeightType.F16, default, rows, columns);
+        var encoded = WeightFormatChecks.Encode(WeightType.F16, WeightTypes.Get(WeightType.F16).DefaultParameters, rows, columns);
         var be = backends.Vulkan;
         var w = be.UploadMatrix(encoded.Info, encoded.Data);
         var x = be.UploadVector(WeightFormatChecks.RandomValues(tokens * columns));
@@ -209,6 +210,17 @@ public sealed class MatMulTests(BackendPair backends, ITestOutputHelper output) 
         Assert.Throws<ArgumentException>(() => new MatMulTiling(8, 8, 4, 4, 0, Split: 2).Check(32768)); // split-k needs slabs
         Assert.Throws<ArgumentException>(() => new MatMulTiling(256, 16, 8, 8, 12).Check(32768));      // slab not a multiple of 8
         Assert.Throws<ArgumentException>(() => new MatMulTiling(256, 16, 8, 8, 32).Check(32768));      // 66 KiB of shared memory
+    }
+
+    [Fact]
+    public void Overrides_replace_the_named_fields()
+    {
+        var tiling = new MatMulTiling(256, 16, 8, 8, 8);
+        Assert.Equal(tiling, tiling.With(null));
+        Assert.Equal(new MatMulTiling(128, 8, 8, 4, 16, 2), tiling.With("workgroup=128, rowthreads=8,tokens=4,depth=16,split=2"));
+        Assert.Equal(tiling, tiling.With(tiling.ToString()));
+        Assert.Throws<ArgumentException>(() => tiling.With("rows"));
+        Assert.Throws<ArgumentException>(() => tiling.With("slab=16"));
     }
 
     /// <summary>
