@@ -12,6 +12,7 @@ internal sealed class ProgressLine : IDisposable
 
     private readonly bool _enabled = !Console.IsErrorRedirected;
     private readonly Stopwatch _sinceDraw = Stopwatch.StartNew();
+    private readonly Stopwatch _sinceStart = Stopwatch.StartNew();
     private bool _drawn;
 
     public void Update(double fraction, string text)
@@ -19,7 +20,7 @@ internal sealed class ProgressLine : IDisposable
         if (!_enabled || (_drawn && _sinceDraw.ElapsedMilliseconds < 100 && fraction < 1)) return;
         fraction = Math.Clamp(fraction, 0, 1);
         int filled = (int)Math.Round(fraction * BarWidth);
-        string line = $"[{new string('#', filled)}{new string('.', BarWidth - filled)}] {fraction * 100,3:F0}% {text}";
+        string line = $"[{new string('#', filled)}{new string('.', BarWidth - filled)}] {fraction * 100,3:F0}%{Remaining(fraction)} {text}";
         int width = Math.Max(20, SafeWindowWidth() - 1);
         if (line.Length > width) line = line[..width];
         Console.Error.Write("\r" + line.PadRight(width));
@@ -33,6 +34,15 @@ internal sealed class ProgressLine : IDisposable
         var (fraction, text) = describe(value);
         Update(fraction, text);
     });
+
+    /// <summary>" ETA 1m05s" from the rate so far, once there is a rate to go by (a few seconds and percent in).</summary>
+    private string Remaining(double fraction)
+    {
+        double elapsed = _sinceStart.Elapsed.TotalSeconds;
+        if (fraction < 0.01 || fraction >= 1 || elapsed < 3) return "";
+        var left = TimeSpan.FromSeconds(elapsed * (1 - fraction) / fraction);
+        return left.TotalHours >= 1 ? $" ETA {(int)left.TotalHours}h{left.Minutes:D2}m" : $" ETA {left.Minutes}m{left.Seconds:D2}s";
+    }
 
     public void Dispose()
     {

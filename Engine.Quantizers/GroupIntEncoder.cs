@@ -27,21 +27,23 @@ public sealed class GroupIntEncoder(GroupIntFormat format) : IWeightEncoder
             for (int group = 0, start = 0; start < columns; group++, start += groupSize)
             {
                 var weights = row[start..Math.Min(start + groupSize, columns)];
-                var (scale, min) = Grid(weights, name, r, start);
+                var (scale, min) = Grid(format, weights, name, r, start);
                 GroupIntFormat.WriteHeader(headers, group, scale, min);
-                double step = (double)scale, offset = (double)min;
-                for (int i = 0; i < weights.Length; i++)
-                {
-                    int code = step == 0 ? 0 : (int)Math.Clamp(Math.Round((weights[i] - offset) / step), 0, format.MaxCode);
-                    format.WriteCode(codes, start + i, code);
-                }
+                for (int i = 0; i < weights.Length; i++) format.WriteCode(codes, start + i, Code(format, weights[i], scale, min));
             }
         }
         return new EncodedTensor(info, data);
     }
 
+    /// <summary>The nearest code of <paramref name="weight"/> on a group's stored grid.</summary>
+    internal static int Code(GroupIntFormat format, float weight, Half scale, Half min)
+    {
+        double step = (double)scale;
+        return step == 0 ? 0 : (int)Math.Clamp(Math.Round((weight - (double)min) / step), 0, format.MaxCode);
+    }
+
     /// <summary>The stored scale and minimum of a group: the smallest f16 grid from below its minimum that covers its maximum.</summary>
-    private (Half Scale, Half Min) Grid(ReadOnlySpan<float> weights, string name, int row, int column)
+    internal static (Half Scale, Half Min) Grid(GroupIntFormat format, ReadOnlySpan<float> weights, string name, int row, int column)
     {
         float lo = float.PositiveInfinity, hi = float.NegativeInfinity;
         foreach (float w in weights)

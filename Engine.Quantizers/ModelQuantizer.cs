@@ -2,27 +2,43 @@ using System.Reflection;
 using Engine.Formats;
 using Engine.Formats.Epack;
 using Engine.Formats.Weights;
+using Engine.Quantizers.Calibration;
+using Engine.Quantizers.Methods;
+using Engine.Runtime.Models;
 
 namespace Engine.Quantizers;
 
-/// <summary>What <c>engine quantize</c> was asked for: the target format and parameters, the method and the overrides.</summary>
-public sealed record QuantizeRequest(WeightFormat Format, FormatParameters Parameters, string Method, IReadOnlyList<TensorOverride> Overrides);
+/// <summary>
+/// What <c>engine quantize</c> was asked for: the target format and parameters, the method and the overrides; for a
+/// calibrated method, its encoder and the calibration's settings.
+/// </summary>
+public sealed record QuantizeRequest(WeightFormat Format, FormatParameters Parameters, string Method, IReadOnlyList<TensorOverride> Overrides)
+{
+    public ICalibratedEncoder? Calibrated { get; init; }
 
-/// <summary>Quantization progress: <paramref name="Done"/> of <paramref name="Total"/> tensors, the one now being written.</summary>
-public readonly record struct QuantizeProgress(int Done, int Total, string Tensor);
+    public CalibrationOptions Calibration { get; init; } = new();
+}
+
+/// <summary>
+/// Quantization progress: <paramref name="Done"/> of <paramref name="Total"/> tensors, the one now being written; during
+/// a calibration pass, where it is.
+/// </summary>
+public readonly record struct QuantizeProgress(int Done, int Total, string Tensor, CalibrationProgress? Calibration = null);
 
 /// <summary>
 /// The outcome: the sizes measured from the bytes written (<see cref="StoredSizes"/>), the relative Frobenius error
-/// ||W - decode(encode(W))||_F / ||W||_F of every tensor (0 for tensors copied as they were), the file's length.
+/// ||W - decode(encode(W))||_F / ||W||_F of every tensor (0 for tensors copied as they were), the file's length, and
+/// what calibration ran on (null without calibration).
 /// </summary>
-public sealed record QuantizeResult(StoredSizes Sizes, IReadOnlyDictionary<string, double> RelativeErrors, long FileBytes);
+public sealed record QuantizeResult(StoredSizes Sizes, IReadOnlyDictionary<string, double> RelativeErrors, long FileBytes, string? Calibration = null);
 
 /// <summary>
 /// Writes a model as an .epack file in a chosen weight format, tensor by tensor (one tensor in memory at a time).
-/// Which format each tensor gets: the first matching override; else tensors that are not 2-D matrices, and MoE
-/// routers (a few rows that pick experts, kept f32 as llama.cpp does), are stored as f32; the embedding table, output
-/// head and a vision model's projector stay at q8 when the target is below 8 bits (f16 when there is no q8); every
-/// other matrix gets the target. A tensor already stored in the format it would get is copied as it is, and so
+/// Which format each tensor gets: the first matching override; else, by its role in the architecture
+/// (<see cref="ArchitectureRegistry.TensorNamesOf"/>), tensors that are not 2-D matrices, and MoE routers (a few rows
+/// that pick experts, kept f32 as llama.cpp does), are stored as f32; the embedding table, output head and a vision
+/// model's projector stay at q8 when the target is below 8 bits (f16 when there is no q8); every other matrix gets
+/// the target. A tensor already stored in the format it would get is copied as it is, and so
 /// are the tensors it references.
 /// </summary>
 public static class ModelQuantizer
@@ -36,7 +52,8 @@ public static class ModelQuantizer
     /// defaults where a value is null), its default method, and parsed overrides. Problems are ArgumentExceptions or,
     /// for parameters, the format's own InvalidDataException.
     /// </summary>
-    public static QuantizeRequest CreateRequest(string formatName, int? groupSize, int? bits, int? planes, int? rank, string? method, IEnumerable<string> overrides)
+    public static QuantizeRequest CreateRequest(string formatName, int? groupSize, int? bits, int? planes, int? rank, string? method, IEnumerable<string> overrides,
+        CalibrationOptions? calibration = null, GptqOptions? gptq = null)
     {
         ArgumentNullException.ThrowIfNull(formatName);
         if (!WeightTypes.TryGet(formatName, out var format))
@@ -57,18 +74,22 @@ public static class ModelQuantizer
         format.Validate(parameters);
 
         method ??= encoder.Method;
-        if (!string.Equals(method, encoder.Method, StringComparison.OrdinalIgnoreCase))
+        var calibrated = CalibratedEncoders.Find(format, method, gptq);
+        if (!string.Equals(method, encoder.Method, StringComparison.OrdinalIgnoreCase) && calibrated is null)
         {
+            string has = string.Join(", ", CalibratedEncoders.MethodsOf(format).Prepend(encoder.Method));
             throw new ArgumentException(KnownMethods.Contains(method, StringComparer.OrdinalIgnoreCase)
-                ? $"method '{method}' is not implemented yet; {format.Name} has {encoder.Method}"
-                : $"unknown method '{method}' (known: {string.Join(", ", KnownMethods)}; {format.Name} has {encoder.Method})");
+                ? $"method '{method}' is not implemented for {format.Name}; {format.Name} has {has}"
+                : $"unknown method '{method}' (known: {string.Join(", ", KnownMethods)}; {format.Name} has {has})");
         }
+        calibration ??= new CalibrationOptions();
+        calibration.Validate();
         var parsed = overrides.Select(TensorOverride.Parse).ToList();
         foreach (var entry in parsed)
         {
             if (entry.Format is { } target) Encoder(target);
         }
-        return new QuantizeRequest(format, parameters, encoder.Method, parsed);
+        return new QuantizeRequest(format, parameters, calibrated?.Method ?? encoder.Method, parsed) { Calibrated = calibrated, Calibration = calibration };
     }
 
     /// <summary>
@@ -89,23 +110,46 @@ public static class ModelQuantizer
                 throw new ArgumentException($"--keep {entry}: no tensor of {source.Path} matches");
         }
         var embedding = EmbeddingChoice(request);
+        var names = ArchitectureRegistry.TensorNamesOf(source.Config.Architecture);
         Encoder(embedding.Format);
 
         var (metadata, files) = SourceMetadata.Read(source);
         var errors = new Dictionary<string, double>(StringComparer.Ordinal);
         using var writer = EpackWriter.Create(outputPath);
+        LayerCalibrator? calibrator = null;
+        if (request.Calibrated is not null)
+        {
+            // Calibration passes report where they are, with the tensor count reached so far.
+            var outer = progress;
+            int done = 0;
+            calibrator = new LayerCalibrator(source, request.Calibration,
+                outer is null ? null : new Callback<CalibrationProgress>(p => outer.Report(new QuantizeProgress(done, weights.Count, "", p))));
+            progress = outer is null ? null : new Callback<QuantizeProgress>(p =>
+            {
+                done = p.Done;
+                outer.Report(p);
+            });
+            // Layer by layer, each calibrated with the layers before it quantized; tensors in no layer first.
+            weights = [.. weights.Select((t, i) => (t, i)).OrderBy(p => calibrator.LayerOf(p.t.Name) ?? -1).ThenBy(p => p.i).Select(p => p.t)];
+        }
         for (int i = 0; i < weights.Count; i++)
         {
             var info = weights[i];
             progress?.Report(new QuantizeProgress(i, weights.Count, info.Name));
-            var choice = Choose(info, request, embedding);
+            var choice = Choose(info, names, request, embedding);
             if (choice is not var (format, parameters) || (format.Type == info.Type && parameters == info.Parameters))
             {
                 CopyWithReferences(tensors, info.Name, writer);
                 errors[info.Name] = 0;
                 continue;
             }
-            errors[info.Name] = EncodeInto(writer, tensors, info, format, parameters);
+            if (info.Rows > int.MaxValue || info.Columns > int.MaxValue)
+                throw new InvalidDataException($"tensor '{info.Name}' {info.ShapeText} is too large to encode");
+            float[] values = tensors.ReadFloat32(info.Name);
+            var method = calibrator is not null && format == request.Format && calibrator.LayerOf(info.Name) is not null ? request.Calibrated : null;
+            var encoded = Encode(info, values, format, parameters, method is null ? null : (method, calibrator!));
+            calibrator?.Quantized(encoded);
+            errors[info.Name] = WriteAndMeasure(writer, values, format, encoded);
         }
         progress?.Report(new QuantizeProgress(weights.Count, weights.Count, ""));
 
@@ -122,35 +166,25 @@ public static class ModelQuantizer
         });
         var lengths = writer.Entries.ToDictionary(e => e.Info.Name, e => e.Length, StringComparer.Ordinal);
         var sizes = StoredSizes.Of([.. writer.Entries.Select(e => e.Info)], name => lengths[name]);
-        return new QuantizeResult(sizes, errors, fileBytes);
+        return new QuantizeResult(sizes, errors, fileBytes, calibrator?.Description);
     }
 
     /// <summary>The format and parameters a weight tensor gets, or null to keep it as the source stores it.</summary>
-    private static (WeightFormat Format, FormatParameters Parameters)? Choose(TensorInfo info, QuantizeRequest request, (WeightFormat Format, FormatParameters Parameters) embedding)
+    private static (WeightFormat Format, FormatParameters Parameters)? Choose(TensorInfo info, TensorNames names, QuantizeRequest request, (WeightFormat Format, FormatParameters Parameters) embedding)
     {
         if (request.Overrides.FirstOrDefault(o => o.Matches(info.Name)) is { } match)
         {
             if (match.Format is not { } format) return null;
             return (format, format == request.Format ? request.Parameters : format.DefaultParameters);
         }
-        if (info.Shape.Length != 2 || IsRouter(info.Name)) return (FloatFormat.F32, default);
-        if (IsEmbeddingOrHead(info.Name)) return embedding;
-        return (request.Format, request.Parameters);
+        if (info.Shape.Length != 2) return (FloatFormat.F32, default);
+        return names.RoleOf(info.Name) switch
+        {
+            TensorRole.Router => (FloatFormat.F32, default),
+            TensorRole.Embedding or TensorRole.Head or TensorRole.Projector => embedding,
+            _ => (request.Format, request.Parameters),
+        };
     }
-
-    /// <summary>A mixture-of-experts router (Mixtral, Qwen-MoE, DeepSeek) or Qwen2-MoE's shared-expert gate.</summary>
-    private static bool IsRouter(string name) =>
-        name.EndsWith(".mlp.gate.weight", StringComparison.Ordinal) || name.EndsWith(".block_sparse_moe.gate.weight", StringComparison.Ordinal)
-        || name.EndsWith(".shared_expert_gate.weight", StringComparison.Ordinal);
-
-    /// <summary>
-    /// The token embedding and output head under each family's names (Llama's embed_tokens/lm_head, Mamba's and
-    /// RWKV-4's embeddings, BlinkDL's emb/head), and LLaVA's projector into the language model.
-    /// </summary>
-    private static bool IsEmbeddingOrHead(string name) =>
-        name.Contains("embed_tokens", StringComparison.Ordinal) || name.Contains("lm_head", StringComparison.Ordinal)
-        || name.EndsWith("embeddings.weight", StringComparison.Ordinal) || name is "emb.weight" or "head.weight"
-        || name.StartsWith("multi_modal_projector.", StringComparison.Ordinal);
 
     /// <summary>The embedding table's and output head's format: the target at 8 bits or more, else q8 (f16 without q8).</summary>
     private static (WeightFormat Format, FormatParameters Parameters) EmbeddingChoice(QuantizeRequest request)
@@ -160,21 +194,30 @@ public static class ModelQuantizer
         return (FloatFormat.F16, default);
     }
 
-    /// <summary>Decodes a source tensor, encodes it, writes it with its companions; returns the relative Frobenius error.</summary>
-    private static double EncodeInto(EpackWriter writer, ITensorSource tensors, TensorInfo info, WeightFormat format, FormatParameters parameters)
+    /// <summary>
+    /// Encodes a source tensor with a calibrated method on the statistics its input had in the partly quantized
+    /// model, or with the format's default method (no calibrated method, or no statistics for this tensor).
+    /// </summary>
+    private static EncodedTensor Encode(TensorInfo info, float[] values, WeightFormat format, FormatParameters parameters,
+        (ICalibratedEncoder Method, LayerCalibrator Calibrator)? calibrated)
     {
-        if (info.Rows > int.MaxValue || info.Columns > int.MaxValue)
-            throw new InvalidDataException($"tensor '{info.Name}' {info.ShapeText} is too large to encode");
-        float[] values = tensors.ReadFloat32(info.Name);
-        var encoded = Encoder(format).Encode(info.Name, values, (int)info.Rows, (int)info.Columns, parameters);
+        int rows = (int)info.Rows, columns = (int)info.Columns;
+        var encoded = calibrated is var (method, calibrator) && calibrator.StatisticsOf(info.Name, columns) is { } statistics
+            ? method.Encode(info.Name, values, rows, columns, parameters, statistics)
+            : Encoder(format).Encode(info.Name, values, rows, columns, parameters);
         // Encoders see a matrix; the tensor keeps its own shape (same rows and columns, so the same layout).
-        var stored = encoded.Info with { Shape = info.Shape };
+        return encoded with { Tensor = encoded.Tensor with { Info = encoded.Info with { Shape = info.Shape } } };
+    }
+
+    /// <summary>Writes an encoded tensor with its companions; returns its relative Frobenius error against the source.</summary>
+    private static double WriteAndMeasure(EpackWriter writer, float[] values, WeightFormat format, EncodedTensor encoded)
+    {
         foreach (var companion in encoded.Companions) writer.Add(companion.Info, companion.Data);
-        writer.Add(stored, encoded.Data);
+        writer.Add(encoded.Info, encoded.Data);
 
         var decoded = new float[values.Length];
         using (var shared = new InMemoryTensors(encoded.Companions))
-            format.Decode(stored, encoded.Data, decoded, shared);
+            format.Decode(encoded.Info, encoded.Data, decoded, shared);
         double difference = 0, norm = 0;
         for (int i = 0; i < values.Length; i++)
         {
@@ -183,6 +226,11 @@ public static class ModelQuantizer
             norm += (double)values[i] * values[i];
         }
         return norm > 0 ? Math.Sqrt(difference / norm) : difference > 0 ? double.PositiveInfinity : 0;
+    }
+
+    private sealed class Callback<T>(Action<T> action) : IProgress<T>
+    {
+        public void Report(T value) => action(value);
     }
 
     /// <summary>Copies a tensor's stored bytes and those of every tensor it references.</summary>

@@ -1,4 +1,3 @@
-using System.Text.RegularExpressions;
 using Engine.Formats;
 
 namespace Engine.Quantizers;
@@ -9,7 +8,7 @@ namespace Engine.Quantizers;
 /// (the recipe's, when FORMAT is the recipe's format). PATTERN is a glob on the whole tensor name: <c>*</c> matches
 /// any run of characters (dots included), <c>?</c> one character.
 /// </summary>
-public sealed record TensorOverride(string Text, Regex Pattern, WeightFormat? Format)
+public sealed record TensorOverride(string Text, NameGlob Pattern, WeightFormat? Format)
 {
     public static TensorOverride Parse(string text)
     {
@@ -24,11 +23,10 @@ public sealed record TensorOverride(string Text, Regex Pattern, WeightFormat? Fo
                 throw new ArgumentException($"--keep {text}: unknown format '{name}' (known: {string.Join(", ", WeightTypes.All.Select(f => f.Name))})");
         }
         if (glob.Length == 0) throw new ArgumentException($"--keep {text}: the pattern is empty");
-        string regex = "^" + Regex.Escape(glob).Replace(@"\*", ".*", StringComparison.Ordinal).Replace(@"\?", ".", StringComparison.Ordinal) + "$";
-        return new TensorOverride(text, new Regex(regex, RegexOptions.CultureInvariant), format);
+        return new TensorOverride(text, new NameGlob(glob), format);
     }
 
-    public bool Matches(string tensorName) => Pattern.IsMatch(tensorName);
+    public bool Matches(string tensorName) => Pattern.Matches(tensorName);
 
     public override string ToString() => Text;
 }

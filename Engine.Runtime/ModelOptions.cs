@@ -23,6 +23,12 @@ public sealed record ModelOptions
     /// <summary>Mantissa bits read from SEFP weights (2..7; 0 = all stored): <see cref="IBackend.RuntimePrecision"/>.</summary>
     public int SefpBits { get; init; }
 
+    /// <summary>
+    /// Joins matrices that read one input into one upload (q/k/v; gate/up), so each runs as one product. Off for
+    /// calibration, which must see every matrix under its own tensor name.
+    /// </summary>
+    public bool JoinMatrices { get; init; } = true;
+
     public const int DefaultMaxContext = 4096;
 
     /// <summary>

@@ -33,13 +33,7 @@ public static class PerplexityCommand
                 ? ModelLoader.Load(basePath, arguments.Options(parse, contextOverride: ctx))
                 : null;
 
-            var tokens = new List<int>();
-            foreach (string line in File.ReadLines(path))
-            {
-                if (line.Length == 0) continue;
-                if (tokenizer.BosId is int bos) tokens.Add(bos);
-                tokens.AddRange(tokenizer.Encode(line, addBos: false));
-            }
+            var tokens = TextTokens.Read(path, tokenizer);
             bool showProgress = !Console.IsErrorRedirected;
             var result = Perplexity.Evaluate(model, tokens, ctx, reference, parse.GetValue(chunks), (done, total, running) =>
             {

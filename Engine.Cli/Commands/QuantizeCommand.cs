@@ -4,6 +4,9 @@ using System.Globalization;
 using Engine.Formats;
 using Engine.Formats.Epack;
 using Engine.Quantizers;
+using Engine.Quantizers.Calibration;
+using Engine.Quantizers.Methods;
+using Engine.Runtime;
 
 namespace Engine.Cli.Commands;
 
@@ -33,24 +36,54 @@ public static class QuantizeCommand
             Description = "PATTERN keeps matching tensors in their source format, PATTERN=FORMAT stores them in FORMAT (glob on the name: * and ?; repeatable)",
             DefaultValueFactory = _ => [],
         };
+        var calib = new Option<FileInfo?>("--calib")
+        {
+            Description = "Calibration text for calibrated methods (gptq): plain text, one paragraph a line; without it the model samples its own calibration text (slower, and said in the report)",
+        };
+        var calibWindows = new Option<int>("--calib-windows")
+        {
+            Description = "Calibration windows, taken at seeded random offsets of the text",
+            DefaultValueFactory = _ => CalibrationOptions.DefaultWindows,
+        };
+        var calibContext = new Option<int>("--calib-ctx") { Description = "Tokens per calibration window", DefaultValueFactory = _ => CalibrationOptions.DefaultContext };
+        var calibBackend = new Option<BackendKind>("--calib-backend")
+        {
+            Description = "Where calibration runs the model: vulkan or cpu",
+            DefaultValueFactory = _ => BackendKind.Vulkan,
+        };
+        var calibSeed = new Option<int>("--calib-seed") { Description = "Seed of the window offsets (or of the sampled text)" };
+        var actOrder = new Option<bool>("--act-order")
+        {
+            Description = "GPTQ: quantize columns by decreasing input energy, group grids fixed up front so the stored layout is unchanged (true or false)",
+            DefaultValueFactory = _ => true,
+        };
         var command = new Command("quantize", "Write a model as an .epack file in a weight format")
         {
-            input, output, format, groupSize, bits, planes, rank, method, keep,
+            input, output, format, groupSize, bits, planes, rank, method, keep, calib, calibWindows, calibContext, calibBackend, calibSeed, actOrder,
         };
         command.SetAction(parse =>
         {
             string outputPath = parse.GetValue(output)!;
             if (!outputPath.EndsWith(EpackFile.Extension, StringComparison.OrdinalIgnoreCase))
                 throw new ArgumentException($"the output must be an {EpackFile.Extension} file, got '{outputPath}'");
+            var calibration = new CalibrationOptions
+            {
+                TextFile = parse.GetValue(calib)?.FullName,
+                Windows = parse.GetValue(calibWindows),
+                Context = parse.GetValue(calibContext),
+                Backend = parse.GetValue(calibBackend),
+                Seed = parse.GetValue(calibSeed),
+            };
             var request = ModelQuantizer.CreateRequest(parse.GetValue(format)!, parse.GetValue(groupSize), parse.GetValue(bits),
-                parse.GetValue(planes), parse.GetValue(rank), parse.GetValue(method), parse.GetValue(keep) ?? []);
+                parse.GetValue(planes), parse.GetValue(rank), parse.GetValue(method), parse.GetValue(keep) ?? [],
+                calibration, new GptqOptions(ActOrder: parse.GetValue(actOrder)));
             using var source = ModelFile.Open(parse.GetValue(input)!);
 
             var clock = Stopwatch.StartNew();
             QuantizeResult result;
             using (var line = new ProgressLine())
             {
-                var progress = line.Reporter<QuantizeProgress>(p => ((double)p.Done / Math.Max(p.Total, 1), $"{p.Done}/{p.Total} {p.Tensor}"));
+                var progress = line.Reporter<QuantizeProgress>(Describe);
                 result = ModelQuantizer.Quantize(source, outputPath, request, CommandLine(), progress);
             }
             Print(result, outputPath, clock.Elapsed);
@@ -59,10 +92,24 @@ public static class QuantizeCommand
         return command;
     }
 
+    /// <summary>
+    /// The progress bar's fraction and text. With calibration, a pass per layer dominates: the fraction counts passes
+    /// (and the sampling of calibration text, when there is no file, as one more).
+    /// </summary>
+    private static (double Fraction, string Text) Describe(QuantizeProgress p)
+    {
+        if (p.Calibration is not { } c) return ((double)p.Done / Math.Max(p.Total, 1), $"{p.Done}/{p.Total} {p.Tensor}");
+        double window = (double)c.Window / Math.Max(c.Windows, 1);
+        return c.Sampling
+            ? (window / (c.Layers + 1), $"sampling calibration text: window {c.Window}/{c.Windows}")
+            : ((c.Layer + window) / c.Layers, $"calibrating layer {c.Layer + 1}/{c.Layers}: window {c.Window}/{c.Windows}");
+    }
+
     private static void Print(QuantizeResult result, string outputPath, TimeSpan elapsed)
     {
         var inv = CultureInfo.InvariantCulture;
         var o = Console.Out;
+        if (result.Calibration is { } calibration) o.WriteLine($"calibration: {calibration}");
         o.WriteLine("| tensor | shape | format | bits/weight | rel. error |");
         o.WriteLine("| --- | --- | --- | ---: | ---: |");
         foreach (var tensor in result.Sizes.Weights)

@@ -85,7 +85,7 @@ public sealed class LlamaModel : ILanguageModel
         if (MaxContext <= 0) throw new InvalidDataException($"context length {MaxContext} is not positive");
         _maxBatch = Math.Clamp(options.MaxBatch, 1, MaxContext);
 
-        var loader = new WeightLoader(tensors, backend, tensorPrefix);
+        var loader = new WeightLoader(tensors, backend, tensorPrefix, options.JoinMatrices);
         _embedding = loader.Matrix("model.embed_tokens.weight", _vocab, _dim);
         _head = loader.Has("lm_head.weight") ? loader.Matrix("lm_head.weight", _vocab, _dim) : _embedding;
         _layers = new Layer[config.LayerCount];

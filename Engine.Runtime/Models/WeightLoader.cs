@@ -9,7 +9,7 @@ namespace Engine.Runtime.Models;
 /// with <paramref name="prefix"/> in front, so a model nested in a bigger one (LLaVA's "language_model.") loads unchanged.
 /// A synthetic source (benchmark weights) is told each shape first, so it makes the tensor the model expects.
 /// </summary>
-internal sealed class WeightLoader(ITensorSource tensors, IBackend backend, string prefix = "")
+internal sealed class WeightLoader(ITensorSource tensors, IBackend backend, string prefix = "", bool joinMatrices = true)
 {
     public bool Has(string name) => tensors.TryGet(prefix + name, out _);
 
@@ -23,11 +23,12 @@ internal sealed class WeightLoader(ITensorSource tensors, IBackend backend, stri
 
     /// <summary>
     /// Matrices of one width joined row-wise into one upload (<see cref="MatrixRows"/>): stacked, or with two parts
-    /// <paramref name="interleave"/>d row by row. Null when their formats cannot be joined; the caller then loads
-    /// them one by one.
+    /// <paramref name="interleave"/>d row by row. Null when their formats cannot be joined or joining is off
+    /// (<see cref="ModelOptions.JoinMatrices"/>); the caller then loads them one by one.
     /// </summary>
     public IWeightMatrix? Joined(string name, IReadOnlyList<(string Name, int Rows)> parts, int columns, bool interleave = false)
     {
+        if (!joinMatrices) return null;
         var infos = parts.Select(part =>
         {
             string full = part.Name;

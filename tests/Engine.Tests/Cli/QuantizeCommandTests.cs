@@ -47,6 +47,20 @@ public sealed class QuantizedTinyprose : IDisposable
 
 public sealed class QuantizeCommandTests(QuantizedTinyprose tinyprose) : IClassFixture<QuantizedTinyprose>
 {
+    [Fact]
+    public void Gptq_calibrates_on_a_text_file_and_says_on_what()
+    {
+        string output = Path.Combine(tinyprose.Folder, "tinyprose-gptq.epack");
+        string calib = TestPaths.Shared("data", "brown-calib.txt");
+        var run = EngineProcess.Run("quantize", tinyprose.Source, "-o", output, "--format", "q4", "--method", "gptq",
+            "--calib", calib, "--calib-windows", "2", "--calib-ctx", "48");
+        Assert.True(run.ExitCode == 0, run.Error);
+        Assert.Contains("calibration: brown-calib.txt", run.Output);
+        Assert.Contains("2 windows of 48 tokens", run.Output);
+        using var file = EpackFile.Open(output);
+        Assert.Equal("gptq", file.Metadata.Recipe!.Method);
+    }
+
     /// <summary>f16 and bf16 (tinyprose's own format, so an exact copy), and q8 once the table has it.</summary>
     public static TheoryData<string, string> FormatsAndBackends()
     {
@@ -145,7 +159,10 @@ public sealed class QuantizeCommandTests(QuantizedTinyprose tinyprose) : IClassF
             (["quantize", missing, "-o", output, "--format", "f16"], "does not exist"),
             (["quantize", tinyprose.Source, "-o", Path.Combine(missing, "out.epack"), "--format", "f16"], "does not exist"),
             (["quantize", tinyprose.Source, "-o", Path.Combine(tinyprose.Folder, "out.bin"), "--format", "f16"], "must be an .epack file"),
-            (["quantize", tinyprose.Source, "-o", output, "--format", "f16", "--method", "gptq"], "method 'gptq' is not implemented yet; f16 has rtn"),
+            (["quantize", tinyprose.Source, "-o", output, "--format", "f16", "--method", "gptq"], "method 'gptq' is not implemented for f16; f16 has rtn"),
+            (["quantize", tinyprose.Source, "-o", output, "--format", "q4", "--method", "pcdvq"], "q4 has rtn, gptq"),
+            (["quantize", tinyprose.Source, "-o", output, "--format", "q4", "--method", "gptq", "--calib", missing], "calibration text not found"),
+            (["quantize", tinyprose.Source, "-o", output, "--format", "q4", "--method", "gptq", "--calib-windows", "0"], "--calib-windows must be at least 1"),
             (["quantize", tinyprose.Source, "-o", output, "--format", "f16", "--method", "magic"], "unknown method 'magic'"),
             (["quantize", tinyprose.Source, "-o", output, "--format", "f16", "--keep", "lm_head.weight=q9"], "unknown format 'q9'"),
             (["quantize", tinyprose.Source, "-o", output, "--format", "f16", "--keep", "decoder.*"], "--keep decoder.*: no tensor"),
