@@ -23,6 +23,12 @@ public sealed record ModelOptions
     /// <summary>Mantissa bits read from SEFP weights (2..7; 0 = all stored): <see cref="IBackend.RuntimePrecision"/>.</summary>
     public int SefpBits { get; init; }
 
+    /// <summary>
+    /// Element type of an attention model's KV cache: f16 (llama.cpp's default) halves its memory and the bandwidth
+    /// attention reads; f32 keeps keys and values as computed. Recurrent models have no KV cache.
+    /// </summary>
+    public ElementType CacheType { get; init; } = ElementType.F16;
+
     public const int DefaultMaxContext = 4096;
 
     /// <summary>

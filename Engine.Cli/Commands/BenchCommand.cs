@@ -48,16 +48,20 @@ public static class BenchCommand
         var backend = CommonOptions.Backend();
         var device = CommonOptions.Device();
         var sefpBits = CommonOptions.SefpBits();
+        var cacheType = CommonOptions.CacheType();
         var command = new Command("bench", "Measure prompt and generation tokens/s of a model, or mat-vec GB/s per weight format")
         {
-            model, prompt, generate, sampled, repetitions, matvec, architectures, types, iterations, output, backend, device, sefpBits,
+            model, prompt, generate, sampled, repetitions, matvec, architectures, types, iterations, output, backend, device, sefpBits, cacheType,
         };
         command.SetAction(parse =>
         {
             int reps = parse.GetValue(repetitions);
             bool withSampled = parse.GetValue(sampled);
             if (reps < 1) throw new ArgumentException("--repetitions must be at least 1");
-            var options = new ModelOptions { Backend = parse.GetValue(backend), DeviceIndex = parse.GetValue(device), SefpBits = parse.GetValue(sefpBits) };
+            var options = new ModelOptions
+            {
+                Backend = parse.GetValue(backend), DeviceIndex = parse.GetValue(device), SefpBits = parse.GetValue(sefpBits), CacheType = parse.GetValue(cacheType),
+            };
             string? shapes = parse.GetValue(matvec);
             string? modelPath = parse.GetValue(model);
             string? archNames = parse.GetValue(architectures);
