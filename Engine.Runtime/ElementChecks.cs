@@ -7,14 +7,14 @@ internal static class ElementChecks
     public static void F32(ITensor tensor)
     {
         if (tensor.Element != ElementType.F32)
-            throw new ArgumentException($"an {Name(tensor.Element)} tensor given to an op that takes float32 ones (f16 tensors are KV caches: RopeKv, Attention and CopyRows' destination take them)");
+            throw new ArgumentException($"an {tensor.Element.Name()} tensor given to an op that takes float32 ones (f16 tensors are KV caches: RopeKv, Attention and CopyRows' destination take them)");
     }
 
     /// <summary>The element type of a KV cache, whose keys and values share one.</summary>
     public static ElementType Cache(ITensor keys, ITensor values) =>
         keys.Element == values.Element
             ? keys.Element
-            : throw new ArgumentException($"keys in {Name(keys.Element)} but values in {Name(values.Element)}: a KV cache has one element type");
+            : throw new ArgumentException($"keys in {keys.Element.Name()} but values in {values.Element.Name()}: a KV cache has one element type");
 
     /// <summary>
     /// <see cref="ICoreOps.CopyRows"/>: a float32 source; into an f16 destination, whole pairs of halves (a device
@@ -26,7 +26,4 @@ internal static class ElementChecks
         if (destination.Element == ElementType.F16 && ((destinationOffset | destinationStride | width) & 1) != 0)
             throw new ArgumentException($"copying rows of {width} at offset {destinationOffset}, stride {destinationStride}, into an f16 tensor: it takes even widths, offsets and strides");
     }
-
-    /// <summary>"f32" or "f16", as the command line spells them.</summary>
-    public static string Name(ElementType element) => element.ToString().ToLowerInvariant();
 }

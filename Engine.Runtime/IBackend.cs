@@ -24,6 +24,12 @@ public enum ElementType
     F16,
 }
 
+public static class ElementTypes
+{
+    /// <summary>"f32" or "f16", as the command line and reports spell them.</summary>
+    public static string Name(this ElementType element) => element.ToString().ToLowerInvariant();
+}
+
 /// <summary>Element-wise functions of <see cref="IBackend.Activate"/>.</summary>
 public enum Activation
 {

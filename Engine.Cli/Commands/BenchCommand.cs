@@ -11,8 +11,9 @@ namespace Engine.Cli.Commands;
 /// <summary>
 /// <c>engine bench</c>: llama-bench's prompt-processing and generation tests (pp, greedy tg, and tg sampled as
 /// <c>engine generate</c> samples) on a model or on each architecture at a 1B-class shape with random weights, or
-/// mat-vec bandwidth per weight format at given shapes (random weights), as a markdown table, JSON or CSV. Generation
-/// rows on the Vulkan backend carry the compute dispatches of one decode step (empty, or null in JSON, elsewhere).
+/// mat-vec bandwidth per weight format at given shapes (random weights), as a markdown table, JSON or CSV. Model rows
+/// say the KV cache's element type (--cache-type; empty for models without one), and generation rows on the Vulkan
+/// backend the compute dispatches of one decode step (empty, or null in JSON, elsewhere).
 /// </summary>
 public static class BenchCommand
 {
@@ -157,15 +158,18 @@ public static class BenchCommand
             if (!_started)
             {
                 Console.Out.Write(kind == "csv"
-                    ? "model,backend,device,format,test,rate_mean,rate_sd,weight_bytes,weight_gb_per_s,dispatches_per_token\n"
+                    ? "model,backend,device,format,kv_cache,test,rate_mean,rate_sd,weight_bytes,weight_gb_per_s,dispatches_per_token\n"
                     : matVec
                         ? "| model | backend | device | format | test | mat-vec/s | weight MB read | weight GB/s |\n| --- | --- | --- | --- | --- | ---: | ---: | ---: |\n"
-                        : "| model | backend | device | format | test | t/s | weight MB read | weight GB/s | dispatches/token |\n| --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: |\n");
+                        : "| model | backend | device | format | KV cache | test | t/s | weight MB read | weight GB/s | dispatches/token |\n| --- | --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: |\n");
                 _started = true;
             }
+            string cache = m.CacheType?.Name() ?? "";
             Console.Out.Write(kind == "csv"
-                ? string.Create(inv, $"{model},{backend},\"{device}\",{m.Format},{m.Test},{m.Mean:F3},{m.StandardDeviation:F3},{m.BytesPerUnit},{m.GigabytesPerSecond:F3},{m.DispatchesPerToken}\n")
-                : string.Create(inv, $"| {model} | {backend} | {device} | {m.Format} | {m.Test} | {m.Mean:F2} ± {m.StandardDeviation:F2} | {m.BytesPerUnit / 1e6:F2} | {m.GigabytesPerSecond:F2} |{(matVec ? "" : $" {m.DispatchesPerToken} |")}\n"));
+                ? string.Create(inv, $"{model},{backend},\"{device}\",{m.Format},{cache},{m.Test},{m.Mean:F3},{m.StandardDeviation:F3},{m.BytesPerUnit},{m.GigabytesPerSecond:F3},{m.DispatchesPerToken}\n")
+                : matVec
+                    ? string.Create(inv, $"| {model} | {backend} | {device} | {m.Format} | {m.Test} | {m.Mean:F2} ± {m.StandardDeviation:F2} | {m.BytesPerUnit / 1e6:F2} | {m.GigabytesPerSecond:F2} |\n")
+                    : string.Create(inv, $"| {model} | {backend} | {device} | {m.Format} | {cache} | {m.Test} | {m.Mean:F2} ± {m.StandardDeviation:F2} | {m.BytesPerUnit / 1e6:F2} | {m.GigabytesPerSecond:F2} | {m.DispatchesPerToken} |\n"));
             Console.Out.Flush();
         }
 
@@ -183,6 +187,8 @@ public static class BenchCommand
                     writer.WriteString("backend", backend);
                     writer.WriteString("device", device);
                     writer.WriteString("format", m.Format);
+                    if (m.CacheType is { } cache) writer.WriteString("kv_cache", cache.Name());
+                    else writer.WriteNull("kv_cache");
                     writer.WriteString("test", m.Test);
                     writer.WriteNumber("rate_mean", m.Mean);
                     writer.WriteNumber("rate_sd", m.StandardDeviation);

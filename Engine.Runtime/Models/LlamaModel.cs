@@ -60,6 +60,7 @@ public sealed class LlamaModel : ILanguageModel
     public ModelConfig Config { get; }
     public IBackend Backend { get; }
     public int MaxContext { get; }
+    public ElementType? CacheType => _cacheType;
 
     /// <summary>The head, each layer's attention projections in full and its feed-forward's share (the chosen experts').</summary>
     public long WeightBytesPerToken =>
