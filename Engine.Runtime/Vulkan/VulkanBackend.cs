@@ -199,9 +199,7 @@ public sealed unsafe partial class VulkanBackend : IBackend
             throw new ArgumentException($"writing {values.Length} floats at {offset} into a tensor of {tensor.Length}");
         // An f16 tensor gets its halves rounded on the host ((Half)x: to nearest, ties to even, as the shaders round);
         // a copy moves bytes at any offset, so a write may start or end inside a word.
-        var bytes = tensor.Element == ElementType.F16
-            ? MemoryMarshal.AsBytes<Half>(Array.ConvertAll(values.ToArray(), v => (Half)v))
-            : MemoryMarshal.AsBytes(values);
+        var bytes = tensor.Element == ElementType.F16 ? MemoryMarshal.AsBytes<Half>(ToHalves(values)) : MemoryMarshal.AsBytes(values);
         // The staging buffer is reused chunk by chunk, so each copy is submitted (after the ops recorded before it).
         for (int done = 0; done < bytes.Length; done += (int)StagingBytes)
         {
@@ -210,6 +208,13 @@ public sealed unsafe partial class VulkanBackend : IBackend
             _recorder.Copy(_staging, 0, tensor.Slice.Buffer, tensor.Slice.Offset + (ulong)offset * (ulong)tensor.ElementBytes + (ulong)done, (ulong)count);
             Flush();
         }
+    }
+
+    private static Half[] ToHalves(ReadOnlySpan<float> values)
+    {
+        var halves = new Half[values.Length];
+        for (int i = 0; i < values.Length; i++) halves[i] = (Half)values[i];
+        return halves;
     }
 
     public ITensor Allocate(int length, ElementType element = ElementType.F32)
