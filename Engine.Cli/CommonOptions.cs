@@ -27,7 +27,7 @@ public static class CommonOptions
         {
             "vulkan" => BackendKind.Vulkan,
             "cpu" => BackendKind.Cpu,
-            var other => Fail(r, $"unknown backend '{other}' (expected vulkan or cpu)"),
+            var other => Fail<BackendKind>(r, $"unknown backend '{other}' (expected vulkan or cpu)"),
         },
     };
 
@@ -47,9 +47,23 @@ public static class CommonOptions
         HelpName = "M",
     };
 
-    private static BackendKind Fail(System.CommandLine.Parsing.ArgumentResult result, string message)
+    public static Option<ElementType> CacheType() => new("--cache-type")
+    {
+        Description = "Element type of the KV cache of attention models: f16 (default, as llama.cpp: half the cache memory and "
+            + "attention reads, keys and values rounded to half precision) or f32 (as computed)",
+        HelpName = "f16|f32",
+        DefaultValueFactory = _ => ElementType.F16,
+        CustomParser = r => r.Tokens.Single().Value.ToLowerInvariant() switch
+        {
+            "f16" => ElementType.F16,
+            "f32" => ElementType.F32,
+            var other => Fail<ElementType>(r, $"unknown cache type '{other}' (expected f16 or f32)"),
+        },
+    };
+
+    private static T Fail<T>(System.CommandLine.Parsing.ArgumentResult result, string message)
     {
         result.AddError(message);
-        return default;
+        return default!;
     }
 }

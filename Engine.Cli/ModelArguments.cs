@@ -5,7 +5,7 @@ using Engine.Runtime.Tokenization;
 
 namespace Engine.Cli;
 
-/// <summary>The model, backend, device and context flags, and loading the model with its tokenizer.</summary>
+/// <summary>The model, backend, device, context and cache-type flags, and loading the model with its tokenizer.</summary>
 public sealed class ModelArguments
 {
     private readonly Option<string> _model;
@@ -13,6 +13,7 @@ public sealed class ModelArguments
     private readonly Option<int?> _device = CommonOptions.Device();
     private readonly Option<int?> _context = CommonOptions.Context();
     private readonly Option<int> _sefpBits = CommonOptions.SefpBits();
+    private readonly Option<ElementType> _cacheType = CommonOptions.CacheType();
 
     /// <param name="defaultModel">Without -m, run the default model (tinyprose-14m) instead of failing.</param>
     public ModelArguments(bool defaultModel)
@@ -22,7 +23,7 @@ public sealed class ModelArguments
 
     public void AddTo(Command command)
     {
-        foreach (var option in new Option[] { _model, _backend, _device, _context, _sefpBits }) command.Options.Add(option);
+        foreach (var option in new Option[] { _model, _backend, _device, _context, _sefpBits, _cacheType }) command.Options.Add(option);
     }
 
     public string ModelPath(ParseResult parse) => parse.GetValue(_model) ?? DefaultModel.Find();
@@ -33,6 +34,7 @@ public sealed class ModelArguments
         DeviceIndex = parse.GetValue(_device),
         MaxContext = contextOverride ?? parse.GetValue(_context),
         SefpBits = parse.GetValue(_sefpBits),
+        CacheType = parse.GetValue(_cacheType),
     };
 
     /// <summary>Loads the model and its tokenizer; a model without a tokenizer is an error for text commands.</summary>

@@ -2,10 +2,32 @@ using Engine.Formats;
 
 namespace Engine.Runtime;
 
-/// <summary>A float32 activation or parameter vector living on a backend; its length is its capacity in floats.</summary>
+/// <summary>
+/// A vector living on a backend: an activation or parameter in float32, or a KV cache in float16 as well; its length
+/// is its capacity in elements. Ops take float32 tensors except where their documentation says they take f16 ones.
+/// </summary>
 public interface ITensor
 {
     int Length { get; }
+
+    ElementType Element { get; }
+}
+
+/// <summary>How a tensor stores its elements (<see cref="IDeviceMemory.Allocate"/>).</summary>
+public enum ElementType
+{
+    F32,
+    /// <summary>
+    /// IEEE half precision: every value written (by an op or a host write) is rounded to the nearest half, ties to even,
+    /// the same on every backend, and reads back widened exactly. A KV cache in half the memory and bandwidth.
+    /// </summary>
+    F16,
+}
+
+public static class ElementTypes
+{
+    /// <summary>"f32" or "f16", as the command line and reports spell them.</summary>
+    public static string Name(this ElementType element) => element.ToString().ToLowerInvariant();
 }
 
 /// <summary>Element-wise functions of <see cref="IBackend.Activate"/>.</summary>

@@ -34,7 +34,8 @@ public interface ICoreOps
     /// The attention prologue over fused projections qkv[tokens][heads·d | kvHeads·d | kvHeads·d] (token t at cache row
     /// pos0 + t, rotated as position pos0 + ropeShift + t): each q head, RMS-normalised per head first when <paramref name="queryNorm"/> is given (length d),
     /// rotated into q[tokens][heads·d]; each k head likewise (<paramref name="keyNorm"/>) stored in
-    /// <paramref name="keys"/>[pos0 + t][kvHeads·d]; v stored in <paramref name="values"/> as it is.
+    /// <paramref name="keys"/>[pos0 + t][kvHeads·d]; v stored in <paramref name="values"/> as it is. The cache (keys and
+    /// values alike) is float32 or <see cref="ElementType.F16"/>, which stores each element rounded to half.
     /// </summary>
     void RopeKv(ITensor qkv, ITensor table, ITensor q, ITensor keys, ITensor values, int tokens, int heads, int kvHeads, int headDim, int pos0, int ropeShift,
         RopeLayout layout, ITensor? queryNorm, ITensor? keyNorm, float eps);
@@ -46,6 +47,7 @@ public interface ICoreOps
     /// <paramref name="window"/> W > 0 only max(0, p - W + 1) .. p, the last W including its own (Mistral's and
     /// Qwen2's <c>sliding_window</c>: transformers lets query i see key j when 0 &lt;= i - j &lt; W); 0 is unlimited.
     /// Not <paramref name="causal"/>: every query sees every position 0 .. pos0 + tokens - 1 (vision encoders; no window).
+    /// Keys and values are both float32 or both <see cref="ElementType.F16"/> (a half-precision KV cache).
     /// </summary>
     void Attention(ITensor q, ITensor keys, ITensor values, ITensor output, int tokens, int pos0, int heads, int kvHeads, int headDim, float scale,
         bool causal = true, int window = 0);
@@ -65,7 +67,8 @@ public interface ICoreOps
     /// <summary>
     /// A strided 2-D copy: destination[destinationOffset + r·destinationStride + i] = source[sourceOffset + r·sourceStride + i]
     /// for r below <paramref name="rows"/> and i below <paramref name="width"/> (splitting fused projections, token shifts).
-    /// The regions must not overlap.
+    /// The regions must not overlap. The destination may be <see cref="ElementType.F16"/> (values rounded to half; each
+    /// pair of halves written whole, so an even width, offset and stride), the source float32.
     /// </summary>
     void CopyRows(ITensor source, int sourceOffset, int sourceStride, ITensor destination, int destinationOffset, int destinationStride, int width, int rows);
 

@@ -25,11 +25,15 @@ public interface IDeviceMemory
 
     ITensor UploadVector(ReadOnlySpan<float> values);
 
-    ITensor Allocate(int length);
+    /// <summary>A zeroed tensor of <paramref name="length"/> elements, float32 unless asked for <see cref="ElementType.F16"/>.</summary>
+    ITensor Allocate(int length, ElementType element = ElementType.F32);
 
-    /// <summary>Writes host floats into a tensor at an offset, after every op recorded so far (a synchronisation point on a GPU).</summary>
+    /// <summary>
+    /// Writes host floats into a tensor at an offset (rounded to halves in an f16 tensor), after every op recorded so
+    /// far (a synchronisation point on a GPU).
+    /// </summary>
     void Write(ITensor destination, int offset, ReadOnlySpan<float> values);
 
-    /// <summary>Completes every recorded op and copies the first destination.Length floats of the tensor out.</summary>
+    /// <summary>Completes every recorded op and copies the first destination.Length elements of the tensor out, as floats.</summary>
     void Read(ITensor tensor, Span<float> destination);
 }

@@ -28,6 +28,9 @@ public interface ILanguageModel : IDisposable
     /// <summary>The storage formats of the weight matrices, for reports (e.g. "bf16" or "q4+f16").</summary>
     string WeightFormats { get; }
 
+    /// <summary>The element type of the KV cache a state holds; null for a model without one (a recurrent state).</summary>
+    ElementType? CacheType => null;
+
     IModelState CreateState();
 
     /// <summary>

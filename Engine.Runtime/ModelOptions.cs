@@ -29,6 +29,12 @@ public sealed record ModelOptions
     /// </summary>
     public bool JoinMatrices { get; init; } = true;
 
+    /// <summary>
+    /// Element type of an attention model's KV cache: f16 (llama.cpp's default) halves its memory and the bandwidth
+    /// attention reads; f32 keeps keys and values as computed. Recurrent models have no KV cache.
+    /// </summary>
+    public ElementType CacheType { get; init; } = ElementType.F16;
+
     public const int DefaultMaxContext = 4096;
 
     /// <summary>

@@ -11,8 +11,9 @@ namespace Engine.Cli.Commands;
 /// <summary>
 /// <c>engine bench</c>: llama-bench's prompt-processing and generation tests (pp, greedy tg, and tg sampled as
 /// <c>engine generate</c> samples) on a model or on each architecture at a 1B-class shape with random weights, or
-/// mat-vec bandwidth per weight format at given shapes (random weights), as a markdown table, JSON or CSV. Generation
-/// rows on the Vulkan backend carry the compute dispatches of one decode step (empty, or null in JSON, elsewhere).
+/// mat-vec bandwidth per weight format at given shapes (random weights), as a markdown table, JSON or CSV. Model rows
+/// say the KV cache's element type (--cache-type; empty for models without one), and generation rows on the Vulkan
+/// backend the compute dispatches of one decode step (empty, or null in JSON, elsewhere).
 /// </summary>
 public static class BenchCommand
 {
@@ -48,16 +49,20 @@ public static class BenchCommand
         var backend = CommonOptions.Backend();
         var device = CommonOptions.Device();
         var sefpBits = CommonOptions.SefpBits();
+        var cacheType = CommonOptions.CacheType();
         var command = new Command("bench", "Measure prompt and generation tokens/s of a model, or mat-vec GB/s per weight format")
         {
-            model, prompt, generate, sampled, repetitions, matvec, architectures, types, iterations, output, backend, device, sefpBits,
+            model, prompt, generate, sampled, repetitions, matvec, architectures, types, iterations, output, backend, device, sefpBits, cacheType,
         };
         command.SetAction(parse =>
         {
             int reps = parse.GetValue(repetitions);
             bool withSampled = parse.GetValue(sampled);
             if (reps < 1) throw new ArgumentException("--repetitions must be at least 1");
-            var options = new ModelOptions { Backend = parse.GetValue(backend), DeviceIndex = parse.GetValue(device), SefpBits = parse.GetValue(sefpBits) };
+            var options = new ModelOptions
+            {
+                Backend = parse.GetValue(backend), DeviceIndex = parse.GetValue(device), SefpBits = parse.GetValue(sefpBits), CacheType = parse.GetValue(cacheType),
+            };
             string? shapes = parse.GetValue(matvec);
             string? modelPath = parse.GetValue(model);
             string? archNames = parse.GetValue(architectures);
@@ -153,15 +158,18 @@ public static class BenchCommand
             if (!_started)
             {
                 Console.Out.Write(kind == "csv"
-                    ? "model,backend,device,format,test,rate_mean,rate_sd,weight_bytes,weight_gb_per_s,dispatches_per_token\n"
+                    ? "model,backend,device,format,kv_cache,test,rate_mean,rate_sd,weight_bytes,weight_gb_per_s,dispatches_per_token\n"
                     : matVec
                         ? "| model | backend | device | format | test | mat-vec/s | weight MB read | weight GB/s |\n| --- | --- | --- | --- | --- | ---: | ---: | ---: |\n"
-                        : "| model | backend | device | format | test | t/s | weight MB read | weight GB/s | dispatches/token |\n| --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: |\n");
+                        : "| model | backend | device | format | KV cache | test | t/s | weight MB read | weight GB/s | dispatches/token |\n| --- | --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: |\n");
                 _started = true;
             }
+            string cache = m.CacheType?.Name() ?? "";
             Console.Out.Write(kind == "csv"
-                ? string.Create(inv, $"{model},{backend},\"{device}\",{m.Format},{m.Test},{m.Mean:F3},{m.StandardDeviation:F3},{m.BytesPerUnit},{m.GigabytesPerSecond:F3},{m.DispatchesPerToken}\n")
-                : string.Create(inv, $"| {model} | {backend} | {device} | {m.Format} | {m.Test} | {m.Mean:F2} ± {m.StandardDeviation:F2} | {m.BytesPerUnit / 1e6:F2} | {m.GigabytesPerSecond:F2} |{(matVec ? "" : $" {m.DispatchesPerToken} |")}\n"));
+                ? string.Create(inv, $"{model},{backend},\"{device}\",{m.Format},{cache},{m.Test},{m.Mean:F3},{m.StandardDeviation:F3},{m.BytesPerUnit},{m.GigabytesPerSecond:F3},{m.DispatchesPerToken}\n")
+                : matVec
+                    ? string.Create(inv, $"| {model} | {backend} | {device} | {m.Format} | {m.Test} | {m.Mean:F2} ± {m.StandardDeviation:F2} | {m.BytesPerUnit / 1e6:F2} | {m.GigabytesPerSecond:F2} |\n")
+                    : string.Create(inv, $"| {model} | {backend} | {device} | {m.Format} | {cache} | {m.Test} | {m.Mean:F2} ± {m.StandardDeviation:F2} | {m.BytesPerUnit / 1e6:F2} | {m.GigabytesPerSecond:F2} | {m.DispatchesPerToken} |\n"));
             Console.Out.Flush();
         }
 
@@ -179,6 +187,8 @@ public static class BenchCommand
                     writer.WriteString("backend", backend);
                     writer.WriteString("device", device);
                     writer.WriteString("format", m.Format);
+                    if (m.CacheType is { } cache) writer.WriteString("kv_cache", cache.Name());
+                    else writer.WriteNull("kv_cache");
                     writer.WriteString("test", m.Test);
                     writer.WriteNumber("rate_mean", m.Mean);
                     writer.WriteNumber("rate_sd", m.StandardDeviation);

@@ -23,9 +23,10 @@ public static class LogitsCommand
         var device = CommonOptions.Device();
         var sefpBits = CommonOptions.SefpBits();
         var context = CommonOptions.Context();
+        var cacheType = CommonOptions.CacheType();
         var command = new Command("logits", "Write the logits of every prompt position (and greedy tokens) as JSON")
         {
-            model, input, output, greedy, backend, device, context, sefpBits,
+            model, input, output, greedy, backend, device, context, sefpBits, cacheType,
         };
         command.SetAction(parse =>
         {
@@ -38,6 +39,7 @@ public static class LogitsCommand
                 DeviceIndex = parse.GetValue(device),
                 MaxContext = parse.GetValue(context),
                 SefpBits = parse.GetValue(sefpBits),
+                CacheType = parse.GetValue(cacheType),
             });
             int vocab = loaded.Config.VocabSize;
             if (ids.Length + greedyCount > loaded.MaxContext)

@@ -8,7 +8,9 @@ namespace Engine.Runtime.Benchmarks;
 /// <param name="DispatchesPerToken">
 /// Compute dispatches recorded for one decode step (generation rows on the Vulkan backend; null elsewhere).
 /// </param>
-public sealed record Measurement(string Test, string Format, IReadOnlyList<double> Rates, long BytesPerUnit, int? DispatchesPerToken = null)
+/// <param name="CacheType">The KV cache's element type of the measured model (null: a kernel, or a model without one).</param>
+public sealed record Measurement(string Test, string Format, IReadOnlyList<double> Rates, long BytesPerUnit, int? DispatchesPerToken = null,
+    ElementType? CacheType = null)
 {
     public double Mean => Rates.Average();
 

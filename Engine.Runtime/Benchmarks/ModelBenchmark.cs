@@ -53,7 +53,7 @@ public static class ModelBenchmark
                 model.Forward(state, prompt, logits, allPositions: false);
                 rates.Add(promptTokens / clock.Elapsed.TotalSeconds);
             }
-            results.Add(new Measurement($"pp{promptTokens}", model.WeightFormats, rates, model.WeightBytesPerToken));
+            results.Add(new Measurement($"pp{promptTokens}", model.WeightFormats, rates, model.WeightBytesPerToken, CacheType: model.CacheType));
         }
         if (generatedTokens > 0)
         {
@@ -71,7 +71,7 @@ public static class ModelBenchmark
                 }
                 rates.Add(generatedTokens / clock.Elapsed.TotalSeconds);
             }
-            results.Add(new Measurement($"tg{generatedTokens}", model.WeightFormats, rates, model.WeightBytesPerToken, dispatches));
+            results.Add(new Measurement($"tg{generatedTokens}", model.WeightFormats, rates, model.WeightBytesPerToken, dispatches, model.CacheType));
 
             if (sampled)
             {
@@ -92,7 +92,7 @@ public static class ModelBenchmark
                     }
                     rates.Add(generatedTokens / clock.Elapsed.TotalSeconds);
                 }
-                results.Add(new Measurement($"tg{generatedTokens}{SampledSuffix}", model.WeightFormats, rates, model.WeightBytesPerToken, dispatches));
+                results.Add(new Measurement($"tg{generatedTokens}{SampledSuffix}", model.WeightFormats, rates, model.WeightBytesPerToken, dispatches, model.CacheType));
             }
         }
         return results;

@@ -70,6 +70,7 @@ public sealed partial class CpuBackend
     public void RopeKv(ITensor qkv, ITensor table, ITensor q, ITensor keys, ITensor values, int tokens, int heads, int kvHeads, int headDim, int pos0, int ropeShift,
         RopeLayout layout, ITensor? queryNorm, ITensor? keyNorm, float eps)
     {
+        ElementChecks.Cache(keys, values);
         int qDim = heads * headDim, kvDim = kvHeads * headDim, width = qDim + 2 * kvDim;
         var k = new CpuTensor(new float[tokens * kvDim]);
         CopyRows(qkv, 0, width, q, 0, qDim, qDim, tokens);
@@ -150,9 +151,10 @@ public sealed partial class CpuBackend
         bool causal = true, int window = 0)
     {
         AttentionChecks.Validate(tokens, pos0, heads, kvHeads, headDim, causal, window);
+        ElementChecks.Cache(keys, values);
         var query = Data(q);
-        var k = Data(keys);
-        var v = Data(values);
+        var k = Tensor(keys).Data;   // an f16 cache's halves are floats here
+        var v = Tensor(values).Data;
         var o = Data(output);
         int kvStride = kvHeads * headDim;
         int group = heads / kvHeads;
@@ -224,10 +226,11 @@ public sealed partial class CpuBackend
 
     public void CopyRows(ITensor source, int sourceOffset, int sourceStride, ITensor destination, int destinationOffset, int destinationStride, int width, int rows)
     {
+        ElementChecks.CopyRows(source, destination, destinationOffset, destinationStride, width);
         var from = Data(source);
-        var to = Data(destination);
+        var to = Tensor(destination);
         for (int r = 0; r < rows; r++)
-            from.AsSpan(sourceOffset + r * sourceStride, width).CopyTo(to.AsSpan(destinationOffset + r * destinationStride, width));
+            to.Store(destinationOffset + r * destinationStride, from.AsSpan(sourceOffset + r * sourceStride, width));
     }
 
     public void RopePositions(ITensor x, ITensor table, ITensor positions, int tokens, int heads, int headDim, int section0, int section1, RopeLayout layout)

@@ -34,17 +34,24 @@ public sealed partial class CpuBackend : IBackend
 
     public ITensor UploadVector(ReadOnlySpan<float> values) => new CpuTensor(values.ToArray());
 
-    public ITensor Allocate(int length) => new CpuTensor(new float[length]);
+    public ITensor Allocate(int length, ElementType element = ElementType.F32) => new CpuTensor(new float[length], element);
 
-    public void Write(ITensor destination, int offset, ReadOnlySpan<float> values) => values.CopyTo(Data(destination).AsSpan(offset));
+    public void Write(ITensor destination, int offset, ReadOnlySpan<float> values) => Tensor(destination).Store(offset, values);
 
-    public void Read(ITensor tensor, Span<float> destination) => Data(tensor).AsSpan(0, destination.Length).CopyTo(destination);
+    public void Read(ITensor tensor, Span<float> destination) => Tensor(tensor).Data.AsSpan(0, destination.Length).CopyTo(destination);
 
     public void Dispose()
     {
     }
 
-    private static float[] Data(ITensor tensor) => ((CpuTensor)tensor).Data;
+    /// <summary>A float32 tensor's values (ops that take f16 tensors as well read <see cref="Tensor"/>'s).</summary>
+    private static float[] Data(ITensor tensor)
+    {
+        ElementChecks.F32(tensor);
+        return Tensor(tensor).Data;
+    }
+
+    private static CpuTensor Tensor(ITensor tensor) => (CpuTensor)tensor;
 
     /// <summary>Dot product accumulated in float64 (widened 8 floats at a time where the CPU has 256-bit vectors).</summary>
     private static double Dot(ReadOnlySpan<float> a, ReadOnlySpan<float> b)

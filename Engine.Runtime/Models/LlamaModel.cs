@@ -25,7 +25,7 @@ public sealed class LlamaModel : ILanguageModel
     /// <summary>A product writing rows [Offset, Offset + Matrix.Rows) of each token's q|k|v row (biases: Qwen2).</summary>
     private sealed record Projection(IWeightMatrix Matrix, ITensor? Bias, int Offset);
 
-    /// <summary>Keys and values of every layer: [layer][position][Hkv*d].</summary>
+    /// <summary>Keys and values of every layer: [layer][position][Hkv*d], in the cache type of the model's options.</summary>
     private sealed class KvCache(ITensor[] keys, ITensor[] values) : IModelState
     {
         public ITensor[] Keys { get; } = keys;
@@ -48,6 +48,7 @@ public sealed class LlamaModel : ILanguageModel
     private readonly int[]? _mropeSection;       // rotary pairs per position component (temporal, height, width)
     private readonly ITensor? _ropePositions;    // [B][3], a batch's multimodal positions
     private readonly int _maxBatch;
+    private readonly ElementType _cacheType;
     private readonly int _dim, _heads, _kvHeads, _headDim, _vocab;
     private readonly float _eps;
 
@@ -59,6 +60,7 @@ public sealed class LlamaModel : ILanguageModel
     public ModelConfig Config { get; }
     public IBackend Backend { get; }
     public int MaxContext { get; }
+    public ElementType? CacheType => _cacheType;
 
     /// <summary>The head, each layer's attention projections in full and its feed-forward's share (the chosen experts').</summary>
     public long WeightBytesPerToken =>
@@ -84,6 +86,7 @@ public sealed class LlamaModel : ILanguageModel
         MaxContext = Math.Min(options.MaxContext ?? Math.Min(config.MaxPositions, ModelOptions.DefaultMaxContext), config.MaxPositions);
         if (MaxContext <= 0) throw new InvalidDataException($"context length {MaxContext} is not positive");
         _maxBatch = Math.Clamp(options.MaxBatch, 1, MaxContext);
+        _cacheType = options.CacheType;
 
         var loader = new WeightLoader(tensors, backend, tensorPrefix, options.JoinMatrices);
         _embedding = loader.Matrix("model.embed_tokens.weight", _vocab, _dim);
@@ -139,8 +142,8 @@ public sealed class LlamaModel : ILanguageModel
         var values = new ITensor[_layers.Length];
         for (int i = 0; i < _layers.Length; i++)
         {
-            keys[i] = Backend.Allocate(size);
-            values[i] = Backend.Allocate(size);
+            keys[i] = Backend.Allocate(size, _cacheType);
+            values[i] = Backend.Allocate(size, _cacheType);
         }
         return new KvCache(keys, values);
     }
@@ -259,7 +262,10 @@ public sealed class LlamaModel : ILanguageModel
         }
     }
 
-    /// <summary>The attention prologue with three positions per token (an image in the batch): unfused, as it is rare.</summary>
+    /// <summary>
+    /// The attention prologue with three positions per token (an image in the batch): unfused, as it is rare; the
+    /// copies into the cache round to its element type as RopeKv's stores do.
+    /// </summary>
     private void MultimodalRope(Layer layer, KvCache cache, int i, int n, int pos)
     {
         var be = Backend;

@@ -50,6 +50,7 @@ public sealed class LlavaModel : IMultimodalModel
     public int MaxContext => _text.MaxContext;
     public long WeightBytesPerToken => _text.WeightBytesPerToken;
     public string WeightFormats => _text.WeightFormats;
+    public ElementType? CacheType => _text.CacheType;
     public int ImageTokenId { get; }
     public int TokensPerImage { get; }
     public IReadOnlyList<int> ImageShape { get; }

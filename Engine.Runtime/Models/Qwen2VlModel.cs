@@ -49,6 +49,7 @@ public sealed class Qwen2VlModel : IMultimodalModel
     public int MaxContext => _text.MaxContext;
     public long WeightBytesPerToken => _text.WeightBytesPerToken;
     public string WeightFormats => _text.WeightFormats;
+    public ElementType? CacheType => _text.CacheType;
     public int ImageTokenId { get; }
 
     /// <summary>0: the count depends on the image's size (<see cref="ImageTokens"/>).</summary>

@@ -114,14 +114,15 @@ internal sealed record AttentionTuning
     /// <summary>Rows: query rows per workgroup (the shader's ROWS_BLOCK).</summary>
     private const int RowsBlock = 8;
 
-    /// <summary>The kernel variant for a head dimension and its specialization constants.</summary>
-    public (string Name, uint[] Constants) Kernel(int headDim)
+    /// <summary>The kernel variant for a head dimension and a cache's element type (f16: the "_f16" twin), and its specialization constants.</summary>
+    public (string Name, uint[] Constants) Kernel(int headDim, ElementType cache)
     {
         int bound = HeadDimBound(headDim);
+        string suffix = cache == ElementType.F16 ? "_f16" : "";
         if (RowsFor(headDim))
-            return (bound == HeadDimBounds[^1] ? "attention" : $"attention_rows_d{bound}", []);
+            return ((bound == HeadDimBounds[^1] ? "attention" : $"attention_rows_d{bound}") + suffix, []);
         var (tile, rowsPerLanes) = FlashBlock(bound);
-        return ($"attention_flash{(SubgroupArithmetic ? "" : "_shared")}_d{bound}", [Workgroup, RowLanes, tile, rowsPerLanes]);
+        return ($"attention_flash{(SubgroupArithmetic ? "" : "_shared")}_d{bound}{suffix}", [Workgroup, RowLanes, tile, rowsPerLanes]);
     }
 
     /// <summary>Query rows one workgroup holds at most.</summary>

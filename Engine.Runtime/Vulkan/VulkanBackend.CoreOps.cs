@@ -195,11 +195,12 @@ public sealed unsafe partial class VulkanBackend
     public void RopeKv(ITensor qkv, ITensor table, ITensor q, ITensor keys, ITensor values, int tokens, int heads, int kvHeads, int headDim, int pos0, int ropeShift,
         RopeLayout layout, ITensor? queryNorm, ITensor? keyNorm, float eps)
     {
-        var kernel = Kernel("rope_kv", 7, (uint)sizeof(RopeKvPush));
+        var cache = ElementChecks.Cache(keys, values);
+        var kernel = Kernel(cache == ElementType.F16 ? "rope_kv_f16" : "rope_kv", 7, (uint)sizeof(RopeKvPush));
         var push = new RopeKvPush((uint)tokens, (uint)heads, (uint)kvHeads, (uint)headDim, (uint)pos0, ropeShift, layout == RopeLayout.RotateHalf ? 1u : 0u,
             queryNorm is null ? 0u : 1u, keyNorm is null ? 0u : 1u, eps);
         _recorder.Dispatch(kernel,
-            [Tensor(qkv).Slice, Tensor(table).Slice, Tensor(q).Slice, Tensor(keys).Slice, Tensor(values).Slice,
+            [Tensor(qkv).Slice, Tensor(table).Slice, Tensor(q).Slice, AnyTensor(keys).Slice, AnyTensor(values).Slice,
              queryNorm is null ? Whole(_empty) : Tensor(queryNorm).Slice, keyNorm is null ? Whole(_empty) : Tensor(keyNorm).Slice],
             [Access.Read, Access.Read, Access.Write, Access.Write, Access.Write, Access.Read, Access.Read], push, (uint)(heads + 2 * kvHeads), (uint)tokens);
     }
@@ -208,14 +209,15 @@ public sealed unsafe partial class VulkanBackend
         bool causal = true, int window = 0)
     {
         AttentionChecks.Validate(tokens, pos0, heads, kvHeads, headDim, causal, window);
+        var cache = ElementChecks.Cache(keys, values);
         if (tokens == 0) return;
         var tuning = AttentionTuning;
         var plan = AttentionPlan.Make(tuning, tokens, pos0, heads, kvHeads, headDim, causal, window);
-        var (name, constants) = tuning.Kernel(headDim);
+        var (name, constants) = tuning.Kernel(headDim, cache);
         var kernel = Kernel(name, 5, (uint)sizeof(AttentionPush), constants);
         var push = new AttentionPush((uint)tokens, (uint)pos0, (uint)heads, (uint)kvHeads, (uint)headDim, scale, causal ? 1u : 0u, (uint)window,
             (uint)plan.KeyBase, (uint)plan.SplitLength, (uint)plan.Splits, (uint)plan.BlockRows);
-        BufferSlice[] slices = [Tensor(q).Slice, Tensor(keys).Slice, Tensor(values).Slice, Tensor(output).Slice, Whole(_empty)];
+        BufferSlice[] slices = [Tensor(q).Slice, AnyTensor(keys).Slice, AnyTensor(values).Slice, Tensor(output).Slice, Whole(_empty)];
         uint groupsX = (uint)Math.Min(plan.Blocks, MaxGroupsPerDimension);   // the kernels loop over further blocks
         if (plan.Splits == 1)
         {
@@ -238,13 +240,18 @@ public sealed unsafe partial class VulkanBackend
         Elementwise("binary", Tensor(a).Slice, Tensor(b).Slice, Tensor(output).Slice,
             new ElementwisePush { Count = (uint)count, Function = (uint)op, BLength = (uint)bLength });
 
-    public void CopyRows(ITensor source, int sourceOffset, int sourceStride, ITensor destination, int destinationOffset, int destinationStride, int width, int rows) =>
-        Elementwise("copy", Tensor(source).Slice, Whole(_empty), Tensor(destination).Slice, new ElementwisePush
+    public void CopyRows(ITensor source, int sourceOffset, int sourceStride, ITensor destination, int destinationOffset, int destinationStride, int width, int rows)
+    {
+        ElementChecks.CopyRows(source, destination, destinationOffset, destinationStride, width);
+        var to = AnyTensor(destination);
+        bool halves = to.Element == ElementType.F16;   // one invocation per word: a pair of halves
+        Elementwise(halves ? "copy_f16" : "copy", Tensor(source).Slice, Whole(_empty), to.Slice, new ElementwisePush
         {
-            Count = (uint)(width * rows), Width = (uint)width,
+            Count = (uint)(width * rows / (halves ? 2 : 1)), Width = (uint)width,
             SourceOffset = (uint)sourceOffset, SourceStride = (uint)sourceStride,
             DestinationOffset = (uint)destinationOffset, DestinationStride = (uint)destinationStride,
         });
+    }
 
     /// <summary>A transfer-queue copy of a whole tensor (vkCmdCopyBuffer): the device's copy bandwidth, for benchmarks.</summary>
     public void TransferCopy(ITensor source, ITensor destination)

@@ -194,29 +194,39 @@ public sealed unsafe partial class VulkanBackend : IBackend
 
     public void Write(ITensor destination, int offset, ReadOnlySpan<float> values)
     {
-        var tensor = Tensor(destination);
+        var tensor = AnyTensor(destination);
         if (offset < 0 || offset + values.Length > tensor.Length)
             throw new ArgumentException($"writing {values.Length} floats at {offset} into a tensor of {tensor.Length}");
+        // An f16 tensor gets its halves rounded on the host ((Half)x: to nearest, ties to even, as the shaders round);
+        // a copy moves bytes at any offset, so a write may start or end inside a word.
+        var bytes = tensor.Element == ElementType.F16 ? MemoryMarshal.AsBytes<Half>(ToHalves(values)) : MemoryMarshal.AsBytes(values);
         // The staging buffer is reused chunk by chunk, so each copy is submitted (after the ops recorded before it).
-        var bytes = MemoryMarshal.AsBytes(values);
         for (int done = 0; done < bytes.Length; done += (int)StagingBytes)
         {
             int count = Math.Min((int)StagingBytes, bytes.Length - done);
             bytes.Slice(done, count).CopyTo(new Span<byte>(_staging.Mapped, count));
-            _recorder.Copy(_staging, 0, tensor.Slice.Buffer, tensor.Slice.Offset + (ulong)offset * sizeof(float) + (ulong)done, (ulong)count);
+            _recorder.Copy(_staging, 0, tensor.Slice.Buffer, tensor.Slice.Offset + (ulong)offset * (ulong)tensor.ElementBytes + (ulong)done, (ulong)count);
             Flush();
         }
     }
 
-    public ITensor Allocate(int length)
+    private static Half[] ToHalves(ReadOnlySpan<float> values)
+    {
+        var halves = new Half[values.Length];
+        for (int i = 0; i < values.Length; i++) halves[i] = (Half)values[i];
+        return halves;
+    }
+
+    public ITensor Allocate(int length, ElementType element = ElementType.F32)
     {
         if (length <= 0) throw new ArgumentOutOfRangeException(nameof(length), "a tensor needs at least one element");
-        ulong size = (ulong)length * sizeof(float);
+        // Whole 32-bit words: the shaders read and write an f16 tensor's halves in pairs.
+        ulong size = element == ElementType.F16 ? ((ulong)length + 1) / 2 * sizeof(uint) : (ulong)length * sizeof(float);
         if (size > _context.MaxBindingRange)
             throw new VulkanException($"a {size >> 20} MiB activation exceeds the device's storage-buffer range ({_context.MaxBindingRange >> 20} MiB)");
         ulong blockSize = Math.Min(ArenaBlockBytes, _context.MaxBindingRange);
         if (size > blockSize / 4)
-            return new VulkanTensor(new BufferSlice(Own(new GpuBuffer(_context, size, BufferKind.DeviceLocal)), 0, size), length);
+            return new VulkanTensor(new BufferSlice(Own(new GpuBuffer(_context, size, BufferKind.DeviceLocal)), 0, size), length, element);
         if (_arenaBlock is null || _arenaUsed + size > _arenaBlock.Size)
         {
             _arenaBlock = Own(new GpuBuffer(_context, blockSize, BufferKind.DeviceLocal));
@@ -224,7 +234,7 @@ public sealed unsafe partial class VulkanBackend : IBackend
         }
         var slice = new BufferSlice(_arenaBlock, _arenaUsed, size);
         _arenaUsed = (_arenaUsed + size + _alignment - 1) / _alignment * _alignment;
-        return new VulkanTensor(slice, length);
+        return new VulkanTensor(slice, length, element);
     }
 
     /// <summary>Tests: forces the mat-mat tiling of every product (null: chosen per device and shape, <see cref="MatMulTiling.Choose"/>).</summary>
@@ -252,10 +262,10 @@ public sealed unsafe partial class VulkanBackend : IBackend
 
     public void Read(ITensor tensor, Span<float> destination)
     {
-        var source = Tensor(tensor);
+        var source = AnyTensor(tensor);
         if (destination.Length > source.Length)
             throw new ArgumentException($"reading {destination.Length} floats from a tensor of {source.Length}");
-        ulong size = (ulong)destination.Length * sizeof(float);
+        ulong size = (ulong)destination.Length * (ulong)source.ElementBytes;
         if (_readback is null || _readback.Size < size)
         {
             _recorder.Submit();
@@ -266,7 +276,13 @@ public sealed unsafe partial class VulkanBackend : IBackend
         _recorder.CopyToHost(source.Slice with { Size = size }, _readback);
         Flush();
         _readback.Invalidate();
-        new ReadOnlySpan<float>(_readback.Mapped, destination.Length).CopyTo(destination);
+        if (source.Element == ElementType.F32)
+            new ReadOnlySpan<float>(_readback.Mapped, destination.Length).CopyTo(destination);
+        else
+        {
+            var halves = new ReadOnlySpan<Half>(_readback.Mapped, destination.Length);
+            for (int i = 0; i < halves.Length; i++) destination[i] = (float)halves[i];
+        }
     }
 
     /// <summary>Submits what has been recorded and waits for it.</summary>
@@ -321,7 +337,14 @@ public sealed unsafe partial class VulkanBackend : IBackend
 
     private static BufferSlice Whole(GpuBuffer buffer) => new(buffer, 0, buffer.Size);
 
-    private static VulkanTensor Tensor(ITensor tensor) =>
+    /// <summary>A float32 tensor of this backend (the ops that take f16 tensors as well use <see cref="AnyTensor"/>).</summary>
+    private static VulkanTensor Tensor(ITensor tensor)
+    {
+        ElementChecks.F32(tensor);
+        return AnyTensor(tensor);
+    }
+
+    private static VulkanTensor AnyTensor(ITensor tensor) =>
         tensor as VulkanTensor ?? throw new ArgumentException("the tensor belongs to another backend");
 
     // Push-constant blocks: field order and types mirror the `Push` block of each shader.

@@ -27,6 +27,8 @@
 //         device's subgroup size is ROW_LANES), whose lanes score one key each and own head-dim slices of the output,
 //         with an online softmax reduced by subgroupMax/subgroupAdd (SUBGROUP) or through shared memory.
 // REDUCE  combines the splits' partials: one invocation per output element.
+// KV_F16: the cache holds halves, two per uint (half.glsl), read through uint loads widened to float (the ROWS kernel
+// reads a uvec2 for four), so no 16-bit storage feature is needed; the arithmetic stays float32.
 
 #if defined(SUBGROUP) || !(defined(FLASH) || defined(REDUCE))
 #extension GL_KHR_shader_subgroup_basic : enable
@@ -37,16 +39,35 @@
 #define MAX_D 256
 #endif
 
+#ifdef KV_F16
+#include "half.glsl"
+#endif
+
+// CACHE(cache, i): element i of the keys or values (FLASH), or their vec4 i (ROWS), as floats.
 #if defined(FLASH) || defined(REDUCE)
 layout(std430, binding = 0) readonly buffer Queries { float q[]; };
+#ifdef KV_F16
+layout(std430, binding = 1) readonly buffer Keys { uint kCache[]; };
+layout(std430, binding = 2) readonly buffer Values { uint vCache[]; };
+#define CACHE(cache, i) halfAt(cache[(i) / 2u], i)
+#else
 layout(std430, binding = 1) readonly buffer Keys { float kCache[]; };
 layout(std430, binding = 2) readonly buffer Values { float vCache[]; };
+#define CACHE(cache, i) cache[i]
+#endif
 layout(std430, binding = 3) buffer Output { float o[]; };
 layout(std430, binding = 4) buffer Partials { float partial[]; };
 #else
 layout(std430, binding = 0) readonly buffer Queries { vec4 q[]; };
+#ifdef KV_F16
+layout(std430, binding = 1) readonly buffer Keys { uvec2 kCache[]; };
+layout(std430, binding = 2) readonly buffer Values { uvec2 vCache[]; };
+#define CACHE(cache, i) halves4(cache[i])
+#else
 layout(std430, binding = 1) readonly buffer Keys { vec4 kCache[]; };
 layout(std430, binding = 2) readonly buffer Values { vec4 vCache[]; };
+#define CACHE(cache, i) cache[i]
+#endif
 layout(std430, binding = 3) buffer Output { vec4 o[]; };
 layout(std430, binding = 4) buffer Partials { vec4 partial[]; };
 #endif
@@ -120,7 +141,7 @@ layout(local_size_x = 8) in;
         l[i] = 0.0; \
         FOR_SLICES(INIT_SLICE, i) \
     }
-#define LOAD_KEY(k, unused) key[k] = kCache[k4 + min(lane + k * LANES, last4)];
+#define LOAD_KEY(k, unused) key[k] = CACHE(kCache, k4 + min(lane + k * LANES, last4));
 #define DOT_SLICE(k, i) part += dot(query[i * SLICES + k], key[k]);
 // The row's score (a sum over the lanes' slices), then the online softmax with one exp per key: a new maximum
 // rescales what came before by e, else the key weighs e (m = -inf: e = 0, the first key rescales nothing).
@@ -138,7 +159,7 @@ layout(local_size_x = 8) in;
         l[i] = l[i] * correction[i] + w[i]; \
     }
 #define ACCUMULATE_ROW(i, k) acc[i * SLICES + k] = acc[i * SLICES + k] * correction[i] + w[i] * v;
-#define ACCUMULATE_SLICE(k, unused) { vec4 v = vCache[k4 + min(lane + k * LANES, last4)]; FOR_ROWS(ACCUMULATE_ROW, k) }
+#define ACCUMULATE_SLICE(k, unused) { vec4 v = CACHE(vCache, k4 + min(lane + k * LANES, last4)); FOR_ROWS(ACCUMULATE_ROW, k) }
 #define WRITE_SLICE(k, i) \
     { \
         uint g = lane + k * LANES; \
@@ -308,7 +329,7 @@ void main()
             for (uint i = tid; i < count * p.headDim; i += WORKGROUP)
             {
                 uint c = i / p.headDim, d = i % p.headDim;
-                keys[c * KEY_STRIDE + d] = kCache[(j0 + c) * kvStride + kvOffset + d];
+                keys[c * KEY_STRIDE + d] = CACHE(kCache, (j0 + c) * kvStride + kvOffset + d);
             }
             barrier();
 
@@ -374,7 +395,7 @@ void main()
                 for (uint e = 0; e < DIMS_PER_LANE; e++)
                 {
                     uint d = lane + e * ROW_LANES;
-                    float v = d < p.headDim ? vCache[vBase + d] : 0.0;
+                    float v = d < p.headDim ? CACHE(vCache, vBase + d) : 0.0;
                     for (uint k = 0; k < ROWS_PER_LANES; k++)
                     {
                         uint rowSlot = laneGroup + k * LANE_GROUPS;

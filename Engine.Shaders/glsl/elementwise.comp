@@ -3,7 +3,9 @@
 //   OP_BINARY:   out[i] = a[i] (+ - *) b[i % bLength]   (residual add, broadcast of a row vector; out may alias a or b)
 //   OP_ACTIVATE: out[i] = f(a[i])                        (f by `function`, the order of the Activation enum)
 //   OP_SWIGLU:   out[i] = silu(a[i]) * b[i]              (a = gate, b = up)
-//   OP_COPY:     out[dstOffset + r*dstStride + c] = a[srcOffset + r*srcStride + c], i = r*width + c
+//   OP_COPY:     out[dstOffset + r*dstStride + c] = a[srcOffset + r*srcStride + c], i = r*width + c; with STORE_F16
+//                out holds halves (half.glsl) and invocation i writes one word, elements c and c + 1 (c even):
+//                count = width*rows/2, width, dstOffset and dstStride even
 //   OP_TOKEN_SHIFT: RWKV's token shift and its interpolations (IBackend.TokenShiftMix), invocation i of workgroup
 //                layer z owning channel i over tokens [16z, 16z + 16): a = x [tokens][dim], b = mixes [outputs][dim],
 //                out = the carried row [dim] (read by layer 0 first, then set by layer 0 alone to x's last row when
@@ -14,7 +16,12 @@ layout(local_size_x = 256) in;
 
 layout(std430, binding = 0) readonly buffer A { float a[]; };
 layout(std430, binding = 1) readonly buffer B { float b[]; };
+#ifdef STORE_F16
+#include "half.glsl"
+layout(std430, binding = 2) writeonly buffer Out { uint o[]; };
+#else
 layout(std430, binding = 2) buffer Out { float o[]; };
+#endif
 
 layout(push_constant) uniform Push
 {
@@ -96,6 +103,11 @@ void main()
     o[i] = activate(a[i]);
 #elif defined(OP_SWIGLU)
     o[i] = a[i] * sigmoid(a[i]) * b[i];
+#elif defined(OP_COPY) && defined(STORE_F16)
+    uint pairs = p.width / 2u;
+    uint r = i / pairs, c = 2u * (i % pairs);
+    uint from = p.srcOffset + r * p.srcStride + c;
+    o[(p.dstOffset + r * p.dstStride + c) / 2u] = packHalves(a[from], a[from + 1u]);
 #elif defined(OP_COPY)
     uint r = i / p.width, c = i % p.width;
     o[p.dstOffset + r * p.dstStride + c] = a[p.srcOffset + r * p.srcStride + c];

@@ -15,7 +15,8 @@
 //   k heads: optional per-head RMSNorm (k_norm), RoPE, stored in the key cache at row pos0 + t;
 //   v heads: stored in the value cache as they are.
 // One workgroup per (head slot, token), slots 0..heads-1 for q, then kvHeads for k, then kvHeads for v. Rotation
-// as above: angles from the host table, ROTATE_HALF pairs (i, i + d/2), else (2i, 2i + 1).
+// as above: angles from the host table, ROTATE_HALF pairs (i, i + d/2), else (2i, 2i + 1). Each invocation writes
+// elements 2i and 2i + 1 of a head (with KV_F16 one word of a cache of halves, half.glsl), each computed on its own.
 
 layout(local_size_x = 64) in;
 const uint WORKGROUP = 64;
@@ -23,8 +24,16 @@ const uint WORKGROUP = 64;
 layout(std430, binding = 0) readonly buffer Qkv { float qkv[]; };
 layout(std430, binding = 1) readonly buffer Table { vec2 cosSin[]; };
 layout(std430, binding = 2) writeonly buffer Queries { float q[]; };
+#ifdef KV_F16
+#include "half.glsl"
+layout(std430, binding = 3) writeonly buffer Keys { uint keys[]; };
+layout(std430, binding = 4) writeonly buffer Values { uint values[]; };
+#define STORE_PAIR(cache, index, even, odd) cache[(index) / 2u] = packHalves(even, odd)
+#else
 layout(std430, binding = 3) writeonly buffer Keys { float keys[]; };
 layout(std430, binding = 4) writeonly buffer Values { float values[]; };
+#define STORE_PAIR(cache, index, even, odd) { cache[index] = even; cache[(index) + 1u] = odd; }
+#endif
 layout(std430, binding = 5) readonly buffer QueryNorm { float qNorm[]; };
 layout(std430, binding = 6) readonly buffer KeyNorm { float kNorm[]; };
 
@@ -44,6 +53,30 @@ layout(push_constant) uniform Push
 
 shared float partial[WORKGROUP];
 
+// The head (first element `source` in qkv) being rotated, and its norm: scale and weights, or none.
+uint source;
+bool normed;
+bool isQuery;
+float scale;
+
+float element(uint e)
+{
+    float x = qkv[source + e];
+    return normed ? x * scale * (isQuery ? qNorm[e] : kNorm[e]) : x;
+}
+
+// Element e of the head rotated to `position`: pair (a, b) becomes (a cos - b sin, b cos + a sin).
+float rotated(uint e, uint position)
+{
+    uint half_dim = p.headDim / 2u;
+    bool first = p.rotateHalf != 0u ? e < half_dim : (e & 1u) == 0u;
+    uint i = p.rotateHalf != 0u ? e % half_dim : e / 2u;
+    uint partner = p.rotateHalf != 0u ? (first ? e + half_dim : e - half_dim) : e ^ 1u;
+    vec2 cs = cosSin[position * half_dim + i];
+    float x = element(e), y = element(partner);
+    return first ? x * cs.x - y * cs.y : x * cs.x + y * cs.y;
+}
+
 void main()
 {
     uint slot = gl_WorkGroupID.x;
@@ -51,17 +84,18 @@ void main()
     uint tid = gl_LocalInvocationID.x;
     uint d = p.headDim;
     uint kvDim = p.kvHeads * d;
-    uint source = t * (p.heads * d + 2 * kvDim) + slot * d;  // the head's first element in qkv
+    uint row = (p.pos0 + t) * kvDim;   // the token's row in the cache
+    source = t * (p.heads * d + 2 * kvDim) + slot * d;
     if (slot >= p.heads + p.kvHeads)
     {
-        uint head = slot - p.heads - p.kvHeads;
-        for (uint i = tid; i < d; i += WORKGROUP) values[(p.pos0 + t) * kvDim + head * d + i] = qkv[source + i];
+        uint target = row + (slot - p.heads - p.kvHeads) * d;
+        for (uint e = 2u * tid; e < d; e += 2u * WORKGROUP) STORE_PAIR(values, target + e, qkv[source + e], qkv[source + e + 1u]);
         return;
     }
-    bool isQuery = slot < p.heads;
+    isQuery = slot < p.heads;
     uint head = isQuery ? slot : slot - p.heads;
-    bool normed = isQuery ? p.hasQueryNorm != 0 : p.hasKeyNorm != 0;
-    float scale = 1.0;
+    normed = isQuery ? p.hasQueryNorm != 0 : p.hasKeyNorm != 0;
+    scale = 1.0;
     if (normed)
     {
         float sum = 0.0;
@@ -75,23 +109,13 @@ void main()
         }
         scale = 1.0 / sqrt(partial[0] / float(d) + p.eps);
     }
-    uint half_dim = d / 2;
-    uint target = isQuery ? (t * p.heads + head) * d : (p.pos0 + t) * kvDim + head * d;
-    for (uint i = tid; i < half_dim; i += WORKGROUP)
+    uint position = uint(int(p.pos0 + t) + p.ropeShift);
+    uint target = isQuery ? (t * p.heads + head) * d : row + head * d;
+    for (uint e = 2u * tid; e < d; e += 2u * WORKGROUP)
     {
-        uint a = p.rotateHalf != 0 ? i : 2 * i;
-        uint b = p.rotateHalf != 0 ? i + half_dim : 2 * i + 1;
-        float xa = qkv[source + a], xb = qkv[source + b];
-        if (normed)
-        {
-            xa = xa * scale * (isQuery ? qNorm[a] : kNorm[a]);
-            xb = xb * scale * (isQuery ? qNorm[b] : kNorm[b]);
-        }
-        vec2 cs = cosSin[uint(int(p.pos0 + t) + p.ropeShift) * half_dim + i];
-        float ra = xa * cs.x - xb * cs.y;
-        float rb = xb * cs.x + xa * cs.y;
-        if (isQuery) { q[target + a] = ra; q[target + b] = rb; }
-        else { keys[target + a] = ra; keys[target + b] = rb; }
+        float even = rotated(e, position), odd = rotated(e + 1u, position);
+        if (isQuery) { q[target + e] = even; q[target + e + 1u] = odd; }
+        else STORE_PAIR(keys, target + e, even, odd);
     }
 }
 

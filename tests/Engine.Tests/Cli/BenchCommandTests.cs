@@ -16,10 +16,11 @@ public sealed class BenchCommandTests
         var result = EngineProcess.Run("bench", "--matvec", "67x200", "--iterations", "2", "-r", "2", "--output", "csv");
         Assert.True(result.ExitCode == 0, result.Error);
         var lines = result.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Assert.Equal("model,backend,device,format,test,rate_mean,rate_sd,weight_bytes,weight_gb_per_s,dispatches_per_token", lines[0]);
+        Assert.Equal("model,backend,device,format,kv_cache,test,rate_mean,rate_sd,weight_bytes,weight_gb_per_s,dispatches_per_token", lines[0]);
         var rows = lines.Skip(1).Select(l => l.Split(',')).ToList();
         Assert.Equal("copy 64 MiB", rows[0][^6]);  // counted from the end: the quoted device name holds commas
-        var formats = rows.Skip(1).Select(r => r[^7]).ToList();
+        var formats = rows.Skip(1).Select(r => r[^8]).ToList();
+        Assert.All(rows, r => Assert.Equal("", r[^7]));   // no KV cache in a mat-vec
         foreach (var format in WeightTypes.All.Where(f => f.Type != WeightType.LowRank))
             Assert.Contains(format.Name, formats);
         // Rates and bytes, not GB/s: a 67x200 matrix on a loaded machine can print 0.000 GB/s.
@@ -43,6 +44,7 @@ public sealed class ModelBenchCommandTests
         foreach (var row in rows.Values)
         {
             Assert.Equal("vulkan", row.GetProperty("backend").GetString());
+            Assert.Equal("f16", row.GetProperty("kv_cache").GetString());   // the default
             Assert.True(row.GetProperty("rate_mean").GetDouble() > 0, row.ToString());
             Assert.Equal(2, row.GetProperty("rates").GetArrayLength());
             Assert.All(row.GetProperty("rates").EnumerateArray(), r => Assert.True(r.GetDouble() > 0, row.ToString()));
@@ -68,12 +70,13 @@ public sealed class ModelBenchCommandTests
     [Fact]
     public void Cpu_csv_has_the_sampled_row_and_no_dispatch_count()
     {
-        var result = EngineProcess.Run("bench", "--model", Model, "--backend", "cpu", "-p", "0", "-n", "4", "-r", "1", "--sampled", "--output", "csv");
+        var result = EngineProcess.Run("bench", "--model", Model, "--backend", "cpu", "-p", "0", "-n", "4", "-r", "1", "--sampled", "--cache-type", "f32", "--output", "csv");
         Assert.True(result.ExitCode == 0, result.Error);
         var lines = result.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Assert.Equal("model,backend,device,format,test,rate_mean,rate_sd,weight_bytes,weight_gb_per_s,dispatches_per_token", lines[0]);
+        Assert.Equal("model,backend,device,format,kv_cache,test,rate_mean,rate_sd,weight_bytes,weight_gb_per_s,dispatches_per_token", lines[0]);
         var rows = lines.Skip(1).Select(l => l.Split(',')).ToList();
         Assert.Equal(new[] { "tg4", "tg4 sampled" }, rows.Select(r => r[^6]).ToArray());
+        Assert.All(rows, r => Assert.Equal("f32", r[^7]));
         Assert.All(rows, r => Assert.True(double.Parse(r[^5], CultureInfo.InvariantCulture) > 0, string.Join(",", r)));
         Assert.All(rows, r => Assert.Equal("", r[^1]));
     }
@@ -85,9 +88,11 @@ public sealed class ModelBenchCommandTests
         Assert.True(result.ExitCode == 0, result.Error);
         var lines = result.Output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.EndsWith("| weight GB/s | dispatches/token |", lines[0]);
+        Assert.Contains("| format | KV cache | test |", lines[0]);
         Assert.Equal(lines[0].Count(c => c == '|'), lines[1].Count(c => c == '|'));
         var sampled = Assert.Single(lines, l => l.Contains("| tg2 sampled |"));
         Assert.Equal(lines[0].Count(c => c == '|'), sampled.Count(c => c == '|'));
+        Assert.Contains("| f16 | tg2 sampled |", sampled);
         Assert.True(int.Parse(sampled.Split('|', StringSplitOptions.TrimEntries)[^2], CultureInfo.InvariantCulture) > 0, sampled);
     }
 }
@@ -98,6 +103,7 @@ public sealed class ArchitectureBenchCommandTests
     [InlineData(new[] { "bench", "--arch", "transformer9" }, "no benchmark shape for architecture 'transformer9'")]
     [InlineData(new[] { "bench", "--arch", "llama", "--matvec", "64x64" }, "give one of --model PATH, --matvec SHAPES or --arch NAMES")]
     [InlineData(new[] { "bench", "--arch", "llama", "--types", "q5x" }, "unknown weight format 'q5x'")]
+    [InlineData(new[] { "bench", "--arch", "llama", "--cache-type", "q8" }, "unknown cache type 'q8' (expected f16 or f32)")]
     public void Bad_requests_get_a_clear_error(string[] arguments, string message)
     {
         var result = EngineProcess.Run(arguments);

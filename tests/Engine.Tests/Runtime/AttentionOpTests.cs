@@ -50,7 +50,8 @@ public sealed class AttentionBackends : IDisposable
 /// <summary>
 /// Attention on both backends against a brute-force reference written here from the definition: a query at position p
 /// sees the key at j when j &lt;= p and, with a window W, p - j &lt; W (transformers' sliding_window); double-precision
-/// softmax over exactly those positions.
+/// softmax over exactly those positions. Every shape runs over a float32 and an f16 cache (the reference then reads
+/// the keys and values rounded to half, as the cache stores them).
 /// </summary>
 public sealed class AttentionOpTests(AttentionBackends backends) : IClassFixture<AttentionBackends>
 {
@@ -87,16 +88,30 @@ public sealed class AttentionOpTests(AttentionBackends backends) : IClassFixture
         return o;
     }
 
-    private static float[] Run(IBackend be, float[] q, float[] k, float[] v, int tokens, int pos0, int heads, int kvHeads, int headDim, float scale, bool causal, int window)
+    private static readonly ElementType[] CacheTypes = [ElementType.F32, ElementType.F16];
+
+    /// <summary>The values as a cache of this type stores them.</summary>
+    private static float[] Stored(float[] values, ElementType cache) =>
+        cache == ElementType.F16 ? Array.ConvertAll(values, x => (float)(Half)x) : values;
+
+    private static ITensor Upload(IBackend be, float[] values, ElementType element)
+    {
+        var tensor = be.Allocate(values.Length, element);
+        be.Write(tensor, 0, values);
+        return tensor;
+    }
+
+    private static float[] Run(IBackend be, float[] q, float[] k, float[] v, int tokens, int pos0, int heads, int kvHeads, int headDim, float scale, bool causal, int window,
+        ElementType cache = ElementType.F32)
     {
         var output = be.Allocate(q.Length);
-        be.Attention(be.UploadVector(q), be.UploadVector(k), be.UploadVector(v), output, tokens, pos0, heads, kvHeads, headDim, scale, causal, window);
+        be.Attention(be.UploadVector(q), Upload(be, k, cache), Upload(be, v, cache), output, tokens, pos0, heads, kvHeads, headDim, scale, causal, window);
         var result = new float[q.Length];
         be.Read(output, result);
         return result;
     }
 
-    /// <summary>Every backend and tuning against the reference, and Vulkan against the CPU backend.</summary>
+    /// <summary>Every backend and tuning against the reference, and Vulkan against the CPU backend, over each cache type.</summary>
     private void Check(int tokens, int pos0, int heads, int kvHeads, int headDim, int window, bool causal = true)
     {
         int length = pos0 + tokens;
@@ -104,15 +119,18 @@ public sealed class AttentionOpTests(AttentionBackends backends) : IClassFixture
         float[] k = WeightFormatChecks.RandomValues(length * kvHeads * headDim);
         float[] v = WeightFormatChecks.RandomValues(length * kvHeads * headDim);
         float scale = 1f / MathF.Sqrt(headDim);
-        string shape = $"tokens {tokens} at {pos0}, {heads}/{kvHeads} heads of {headDim}, window {window}{(causal ? "" : ", not causal")}";
-        var expected = Reference(q, k, v, tokens, pos0, heads, kvHeads, headDim, scale, causal, window);
-        var cpu = Run(backends.Cpu, q, k, v, tokens, pos0, heads, kvHeads, headDim, scale, causal, window);
-        WeightFormatChecks.AssertClose(expected, cpu, Tolerance, $"cpu, {shape}");
-        foreach (var (name, backend) in backends.Vulkan)
+        foreach (var cache in CacheTypes)
         {
-            var gpu = Run(backend, q, k, v, tokens, pos0, heads, kvHeads, headDim, scale, causal, window);
-            WeightFormatChecks.AssertClose(expected, gpu, Tolerance, $"vulkan ({name}), {shape}");
-            WeightFormatChecks.AssertClose(cpu, gpu, Tolerance, $"vulkan ({name}) against cpu, {shape}");
+            string shape = $"tokens {tokens} at {pos0}, {heads}/{kvHeads} heads of {headDim}, window {window}{(causal ? "" : ", not causal")}, {cache} cache";
+            var expected = Reference(q, Stored(k, cache), Stored(v, cache), tokens, pos0, heads, kvHeads, headDim, scale, causal, window);
+            var cpu = Run(backends.Cpu, q, k, v, tokens, pos0, heads, kvHeads, headDim, scale, causal, window, cache);
+            WeightFormatChecks.AssertClose(expected, cpu, Tolerance, $"cpu, {shape}");
+            foreach (var (name, backend) in backends.Vulkan)
+            {
+                var gpu = Run(backend, q, k, v, tokens, pos0, heads, kvHeads, headDim, scale, causal, window, cache);
+                WeightFormatChecks.AssertClose(expected, gpu, Tolerance, $"vulkan ({name}), {shape}");
+                WeightFormatChecks.AssertClose(cpu, gpu, Tolerance, $"vulkan ({name}) against cpu, {shape}");
+            }
         }
     }
 
@@ -167,9 +185,10 @@ public sealed class AttentionOpTests(AttentionBackends backends) : IClassFixture
         float[] k = WeightFormatChecks.RandomValues(tokens * kvHeads * headDim);
         float[] v = WeightFormatChecks.RandomValues(tokens * kvHeads * headDim);
         float scale = 0.125f;
-        var expected = Reference(q, k, v, tokens, 0, heads, kvHeads, headDim, scale, true, window);
-        foreach (var (name, backend) in backends.Vulkan.Select(b => (b.Name, (IBackend)b.Backend)).Prepend(("cpu", backends.Cpu)))
+        var all = backends.Vulkan.Select(b => (b.Name, (IBackend)b.Backend)).Prepend(("cpu", backends.Cpu));
+        foreach (var (cache, (name, backend)) in CacheTypes.SelectMany(c => all.Select(b => (c, b))))
         {
+            var expected = Reference(q, Stored(k, cache), Stored(v, cache), tokens, 0, heads, kvHeads, headDim, scale, true, window);
             var pieces = new List<float>();
             int done = 0;
             foreach (int count in new[] { 20, 1, 24 })
@@ -177,12 +196,12 @@ public sealed class AttentionOpTests(AttentionBackends backends) : IClassFixture
                 // The cache holds the positions so far (and this piece's); the piece's queries are rows done .. done + count.
                 int length = done + count;
                 var part = q.AsSpan(done * heads * headDim, count * heads * headDim).ToArray();
-                pieces.AddRange(Run(backend, part, k[..(length * kvHeads * headDim)], v[..(length * kvHeads * headDim)], count, done, heads, kvHeads, headDim, scale, true, window));
+                pieces.AddRange(Run(backend, part, k[..(length * kvHeads * headDim)], v[..(length * kvHeads * headDim)], count, done, heads, kvHeads, headDim, scale, true, window, cache));
                 done = length;
             }
-            var whole = Run(backend, q, k, v, tokens, 0, heads, kvHeads, headDim, scale, true, window);
-            WeightFormatChecks.AssertClose(expected, [.. pieces], Tolerance, $"{name}: in pieces");
-            WeightFormatChecks.AssertClose(whole, [.. pieces], Tolerance, $"{name}: in pieces against at once");
+            var whole = Run(backend, q, k, v, tokens, 0, heads, kvHeads, headDim, scale, true, window, cache);
+            WeightFormatChecks.AssertClose(expected, [.. pieces], Tolerance, $"{name}, {cache} cache: in pieces");
+            WeightFormatChecks.AssertClose(whole, [.. pieces], Tolerance, $"{name}, {cache} cache: in pieces against at once");
         }
     }
 
@@ -211,6 +230,11 @@ public sealed class AttentionOpTests(AttentionBackends backends) : IClassFixture
             Assert.Throws<ArgumentException>(() => backend.Attention(t, t, t, t, 1, 0, 2, 2, 32, 1f, causal: false, window: 4));
             Assert.Throws<ArgumentOutOfRangeException>(() => backend.Attention(t, t, t, t, 1, 0, 2, 2, 32, 1f, window: -1));
             Assert.Throws<ArgumentException>(() => backend.Attention(t, t, t, t, 1, 0, 3, 2, 16, 1f));
+            // An f16 cache holds keys and values alike; queries and outputs stay float32.
+            var half = backend.Allocate(64, ElementType.F16);
+            Assert.Throws<ArgumentException>(() => backend.Attention(t, half, t, t, 1, 0, 2, 2, 32, 1f));
+            Assert.Throws<ArgumentException>(() => backend.Attention(half, half, half, t, 1, 0, 2, 2, 32, 1f));
+            Assert.Throws<ArgumentException>(() => backend.Attention(t, half, half, half, 1, 0, 2, 2, 32, 1f));
         }
         var vulkan = backends.Vulkan[0].Backend;
         var big = vulkan.Allocate(300);

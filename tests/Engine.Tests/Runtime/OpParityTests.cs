@@ -163,6 +163,125 @@ public sealed class OpParityTests(BackendPair backends) : IClassFixture<BackendP
         AssertClose(cpu, gpu, 1e-6, $"rope {layout}");
     }
 
+    private static float[] Read(IBackend be, ITensor tensor, int length)
+    {
+        var values = new float[length];
+        be.Read(tensor, values);
+        return values;
+    }
+
+    /// <summary>A half's bits as a number that orders like its value, so adjacent halves are one apart (across zero too).</summary>
+    private static int HalfOrder(float value)
+    {
+        int bits = BitConverter.HalfToUInt16Bits((Half)value);
+        return (bits & 0x8000) != 0 ? -(bits & 0x7FFF) : bits;
+    }
+
+    [Theory]
+    [InlineData(RopeLayout.RotateHalf, 1, 4, 2, 64, 37, false)]   // decode, GQA
+    [InlineData(RopeLayout.Interleaved, 5, 6, 3, 32, 0, true)]    // a prompt, with Qwen3's q/k norms
+    [InlineData(RopeLayout.RotateHalf, 9, 4, 1, 128, 100, true)]
+    [InlineData(RopeLayout.RotateHalf, 3, 2, 2, 256, 7, false)]
+    [InlineData(RopeLayout.Interleaved, 2, 3, 1, 18, 4, false)]   // a head dim that is not a multiple of 4
+    public void RopeKv_matches_across_backends_in_either_cache(RopeLayout layout, int tokens, int heads, int kvHeads, int headDim, int pos0, bool norms)
+    {
+        int qDim = heads * headDim, kvDim = kvHeads * headDim, rows = pos0 + tokens;
+        float[] qkv = RandomValues(tokens * (qDim + 2 * kvDim), 4);
+        float[] table = RopeTable.Compute(rows, headDim, 10000.0);
+        float[] queryNorm = RandomValues(headDim, 2), keyNorm = RandomValues(headDim, 2);
+        foreach (var cache in new[] { ElementType.F32, ElementType.F16 })
+        {
+            (float[] Q, float[] Keys, float[] Values) Run(IBackend be)
+            {
+                var q = be.Allocate(tokens * qDim);
+                var keys = be.Allocate(rows * kvDim, cache);
+                var values = be.Allocate(rows * kvDim, cache);
+                be.RopeKv(be.UploadVector(qkv), be.UploadVector(table), q, keys, values, tokens, heads, kvHeads, headDim, pos0, 0, layout,
+                    norms ? be.UploadVector(queryNorm) : null, norms ? be.UploadVector(keyNorm) : null, 1e-6f);
+                return (Read(be, q, tokens * qDim), Read(be, keys, rows * kvDim), Read(be, values, rows * kvDim));
+            }
+
+            var cpu = Run(backends.Cpu);
+            var gpu = Run(backends.Vulkan);
+            string what = $"rope_kv {layout}, {cache} cache";
+            AssertClose(cpu.Q, gpu.Q, 1e-5, $"{what}: queries");
+            Assert.Equal(cpu.Values, gpu.Values);   // copied, and rounded alike
+            if (cache == ElementType.F32)
+                AssertClose(cpu.Keys, gpu.Keys, 1e-5, $"{what}: keys");
+            else
+            {
+                // The rotation's last float bit may differ between backends, and move a key to the adjacent half.
+                for (int i = 0; i < cpu.Keys.Length; i++)
+                    Assert.True(Math.Abs(HalfOrder(cpu.Keys[i]) - HalfOrder(gpu.Keys[i])) <= 1, $"{what}: key {i} is {gpu.Keys[i]}, the CPU's {cpu.Keys[i]}");
+            }
+            if (cache == ElementType.F16)
+                Assert.All(gpu.Keys.Concat(gpu.Values), x => Assert.Equal(x, (float)(Half)x));
+        }
+    }
+
+    /// <summary>Floats and the halves an f16 tensor stores for them: IEEE round to nearest, ties to even.</summary>
+    private static readonly (float Value, ushort Half)[] HalfRoundings =
+    [
+        (0f, 0x0000), (-0f, 0x8000), (1f, 0x3C00), (0.1f, 0x2E66), (-2.71828f, 0xC170), (1000.3f, 0x63D1),
+        (1f + MathF.ScaleB(1f, -11), 0x3C00),                            // a tie: to the even neighbour below
+        (1f + 3 * MathF.ScaleB(1f, -11), 0x3C02),                        // a tie: to the even neighbour above
+        (1f + MathF.ScaleB(1f, -11) + MathF.ScaleB(1f, -20), 0x3C01),   // just past a tie
+        (65504f, 0x7BFF), (65519.996f, 0x7BFF),                          // the largest half, and just below the tie to infinity
+        (65520f, 0x7C00), (-70000f, 0xFC00), (float.PositiveInfinity, 0x7C00),
+        (MathF.ScaleB(1f, -14), 0x0400),                                 // the smallest normal half
+        (MathF.ScaleB(1f, -14) - MathF.ScaleB(1f, -25), 0x0400),        // a subnormal tie rounding up into the normals
+        (MathF.ScaleB(1f, -15) + MathF.ScaleB(1f, -26), 0x0200),
+        (MathF.ScaleB(1f, -24), 0x0001),                                 // the smallest subnormal
+        (MathF.ScaleB(1f, -25), 0x0000),                                 // subnormal ties
+        (3 * MathF.ScaleB(1f, -25), 0x0002),
+        (-3 * MathF.ScaleB(1f, -25), 0x8002),
+        (MathF.ScaleB(1f, -25) + MathF.ScaleB(1f, -40), 0x0001),
+        (1e-10f, 0x0000), (3.14159f, 0x4248),
+    ];
+
+    [Fact]
+    public void F16_tensors_store_the_nearest_half_ties_to_even_on_every_path()
+    {
+        float[] values = [.. HalfRoundings.Select(r => r.Value)];
+        int n = values.Length;
+        foreach (var be in new IBackend[] { backends.Cpu, backends.Vulkan })
+        {
+            // A host write (at an odd offset: within a word of a device's pair), a copy into a row of a cache
+            // (Qwen2-VL's multimodal prologue), and RopeKv's store of v (one token, one head of n; q and k zeros).
+            var written = be.Allocate(n + 1, ElementType.F16);
+            be.Write(written, 1, values);
+            var copied = be.Allocate(n + 2, ElementType.F16);
+            be.CopyRows(be.UploadVector(values), 0, n, copied, 2, n, n, 1);
+            var keys = be.Allocate(n, ElementType.F16);
+            var stored = be.Allocate(n, ElementType.F16);
+            be.RopeKv(be.UploadVector([.. new float[2 * n], .. values]), be.UploadVector(RopeTable.Compute(1, n, 10000.0)), be.Allocate(n), keys, stored,
+                1, 1, 1, n, 0, 0, RopeLayout.RotateHalf, null, null, 1e-6f);
+            foreach (var (path, result) in new[] { ("write", Read(be, written, n + 1)[1..]), ("copy", Read(be, copied, n + 2)[2..]), ("rope_kv", Read(be, stored, n)) })
+            {
+                for (int i = 0; i < n; i++)
+                    Assert.True(BitConverter.HalfToUInt16Bits((Half)result[i]) == HalfRoundings[i].Half,
+                        $"{be.Name} {path}: {values[i]:R} stored as {result[i]:R}, not the half 0x{HalfRoundings[i].Half:X4}");
+            }
+        }
+    }
+
+    [Fact]
+    public void F16_tensors_are_refused_alike_where_an_op_takes_float32()
+    {
+        foreach (var be in new IBackend[] { backends.Cpu, backends.Vulkan })
+        {
+            var floats = be.Allocate(16);
+            var halves = be.Allocate(16, ElementType.F16);
+            Assert.Throws<ArgumentException>(() => be.Binary(BinaryOp.Add, floats, floats, halves, 16, 16));
+            Assert.Throws<ArgumentException>(() => be.RmsNorm(halves, floats, floats, 1, 16, 1e-6f));
+            Assert.Throws<ArgumentException>(() => be.CopyRows(halves, 0, 16, floats, 0, 16, 16, 1));
+            // Into halves, whole pairs only: a device stores two per word.
+            Assert.Throws<ArgumentException>(() => be.CopyRows(floats, 0, 3, halves, 0, 4, 3, 2));
+            Assert.Throws<ArgumentException>(() => be.CopyRows(floats, 0, 4, halves, 1, 4, 4, 2));
+            be.CopyRows(floats, 0, 4, halves, 2, 6, 4, 2);
+        }
+    }
+
     [Theory]
     [InlineData(1, 0, 4, 2, 16)]     // first token
     [InlineData(1, 130, 6, 2, 64)]   // decode with a cache longer than two chunks
