@@ -125,7 +125,7 @@ internal sealed class RecordingBackend(IBackend inner, Func<string, bool> wanted
     }
 
     public ITensor UploadVector(ReadOnlySpan<float> values) => inner.UploadVector(values);
-    public ITensor Allocate(int length) => inner.Allocate(length);
+    public ITensor Allocate(int length, ElementType element = ElementType.F32) => inner.Allocate(length, element);
     public void Write(ITensor destination, int offset, ReadOnlySpan<float> values) { Wrote(destination); inner.Write(destination, offset, values); }
     public void Read(ITensor tensor, Span<float> destination) => inner.Read(tensor, destination);
     public void Embedding(IWeightMatrix table, ReadOnlySpan<int> tokens, ITensor output) { Wrote(output); inner.Embedding(table, tokens, output); }
