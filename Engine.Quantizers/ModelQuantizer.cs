@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Reflection;
 using Engine.Formats;
 using Engine.Formats.Epack;
@@ -16,7 +17,15 @@ public sealed record QuantizeRequest(WeightFormat Format, FormatParameters Param
 {
     public ICalibratedEncoder? Calibrated { get; init; }
 
+    public GptqOptions Gptq { get; init; } = new();
+
     public CalibrationOptions Calibration { get; init; } = new();
+
+    /// <summary>
+    /// A bit budget: each layer matrix gets the format of <see cref="BitAllocation.Candidates"/> that the allocation
+    /// chooses so the layer matrices average at most this many bits per weight (Format is then only nominal).
+    /// </summary>
+    public double? TargetBitsPerWeight { get; init; }
 }
 
 /// <summary>
@@ -89,7 +98,23 @@ public static class ModelQuantizer
         {
             if (entry.Format is { } target) Encoder(target);
         }
-        return new QuantizeRequest(format, parameters, calibrated?.Method ?? encoder.Method, parsed) { Calibrated = calibrated, Calibration = calibration };
+        return new QuantizeRequest(format, parameters, calibrated?.Method ?? encoder.Method, parsed)
+        {
+            Calibrated = calibrated, Calibration = calibration, Gptq = gptq ?? new GptqOptions(),
+        };
+    }
+
+    /// <summary>
+    /// A request for a bit budget (<c>--target-bpw</c>): the layer matrices get the candidate formats the allocation
+    /// picks, quantized with GPTQ (or round-to-nearest with <paramref name="method"/> rtn); the rest as for q4.
+    /// </summary>
+    public static QuantizeRequest CreateBudgetRequest(double bitsPerWeight, string? method, IEnumerable<string> overrides, CalibrationOptions? calibration = null, GptqOptions? gptq = null)
+    {
+        double[] range = [.. BitAllocation.Candidates.Select(c => c.Format.BitsPerWeight(c.Parameters))];
+        if (!(bitsPerWeight >= range.Min() && bitsPerWeight <= range.Max()))
+            throw new ArgumentException($"--target-bpw must be between {range.Min():0.###} and {range.Max():0.###} (the candidate formats' range), got {bitsPerWeight}");
+        var request = CreateRequest("q4", null, null, null, null, method ?? "gptq", overrides, calibration, gptq);
+        return request with { TargetBitsPerWeight = bitsPerWeight };
     }
 
     /// <summary>
@@ -116,6 +141,9 @@ public static class ModelQuantizer
         var (metadata, files) = SourceMetadata.Read(source);
         var errors = new Dictionary<string, double>(StringComparer.Ordinal);
         using var writer = EpackWriter.Create(outputPath);
+        var allocated = request.TargetBitsPerWeight is double target
+            ? Allocate(source, weights, names, request, embedding, target, progress)
+            : [];
         LayerCalibrator? calibrator = null;
         if (request.Calibrated is not null)
         {
@@ -136,7 +164,7 @@ public static class ModelQuantizer
         {
             var info = weights[i];
             progress?.Report(new QuantizeProgress(i, weights.Count, info.Name));
-            var choice = Choose(info, names, request, embedding);
+            var choice = allocated.TryGetValue(info.Name, out var budgeted) ? budgeted : Choose(info, names, request, embedding);
             if (choice is not var (format, parameters) || (format.Type == info.Type && parameters == info.Parameters))
             {
                 CopyWithReferences(tensors, info.Name, writer);
@@ -146,7 +174,9 @@ public static class ModelQuantizer
             if (info.Rows > int.MaxValue || info.Columns > int.MaxValue)
                 throw new InvalidDataException($"tensor '{info.Name}' {info.ShapeText} is too large to encode");
             float[] values = tensors.ReadFloat32(info.Name);
-            var method = calibrator is not null && format == request.Format && calibrator.LayerOf(info.Name) is not null ? request.Calibrated : null;
+            var method = calibrator is not null && calibrator.LayerOf(info.Name) is not null && (format == request.Format || allocated.ContainsKey(info.Name))
+                ? CalibratedEncoders.Find(format, request.Method, request.Gptq)
+                : null;
             var encoded = Encode(info, values, format, parameters, method is null ? null : (method, calibrator!));
             calibrator?.Quantized(encoded);
             errors[info.Name] = WriteAndMeasure(writer, values, format, encoded);
@@ -161,12 +191,50 @@ public static class ModelQuantizer
             commandLine);
         long fileBytes = writer.Complete(metadata with
         {
-            Recipe = new EpackRecipe(request.Format.Name, request.Parameters, request.Method, [.. request.Overrides.Select(o => o.Text)]),
+            Recipe = new EpackRecipe(request.TargetBitsPerWeight is double bpw ? string.Create(CultureInfo.InvariantCulture, $"target-bpw {bpw}") : request.Format.Name,
+                request.Parameters, request.Method, [.. request.Overrides.Select(o => o.Text)]),
             Provenance = provenance,
         });
         var lengths = writer.Entries.ToDictionary(e => e.Info.Name, e => e.Length, StringComparer.Ordinal);
         var sizes = StoredSizes.Of([.. writer.Entries.Select(e => e.Info)], name => lengths[name]);
         return new QuantizeResult(sizes, errors, fileBytes, calibrator?.Description);
+    }
+
+    /// <summary>
+    /// The bit budget's choice for every layer matrix that would get the target format: a calibration pass per layer
+    /// over the unquantized model gives each matrix's input statistics, every candidate format's round-to-nearest
+    /// encoding its sensitivity (the layer error on those statistics), and <see cref="BitAllocation"/> the choice.
+    /// </summary>
+    private static Dictionary<string, (WeightFormat, FormatParameters)> Allocate(ModelFile source, IReadOnlyList<TensorInfo> weights, TensorNames names,
+        QuantizeRequest request, (WeightFormat Format, FormatParameters Parameters) embedding, double target, IProgress<QuantizeProgress>? progress)
+    {
+        var calibrator = new LayerCalibrator(source, request.Calibration,
+            progress is null ? null : new Callback<CalibrationProgress>(p => progress.Report(new QuantizeProgress(0, weights.Count, "", p))));
+        var matrices = weights
+            .Where(t => names.LayerOf(t.Name) is not null && Choose(t, names, request, embedding) is var (format, _) && format == request.Format)
+            .OrderBy(t => names.LayerOf(t.Name))
+            .ToList();
+        var measured = new List<(TensorInfo Info, long Elements, IReadOnlyList<StorageChoice> Candidates)>();
+        foreach (var info in matrices)
+        {
+            int rows = (int)info.Rows, columns = (int)info.Columns;
+            // A product with no statistics (never reached, or reading the matrix transposed) is left to the target format.
+            if (calibrator.StatisticsOf(info.Name, columns) is not { } statistics) continue;
+            var h = statistics.Mean();
+            float[] values = source.Tensors.ReadFloat32(info.Name);
+            var candidates = BitAllocation.Candidates.Select(c =>
+            {
+                var encoded = Encoder(c.Format).Encode(info.Name, values, rows, columns, c.Parameters);
+                var decoded = new float[values.Length];
+                using (var shared = new InMemoryTensors(encoded.Companions))
+                    c.Format.Decode(encoded.Info, encoded.Data, decoded, shared);
+                long bits = 8L * (encoded.Data.Length + encoded.Companions.Sum(t => (long)t.Data.Length));
+                return new StorageChoice(c.Format, c.Parameters, bits, Gptq.LayerError(values, decoded, rows, columns, h));
+            }).ToList();
+            measured.Add((info, (long)rows * columns, candidates));
+        }
+        var chosen = BitAllocation.Choose([.. measured.Select(m => (m.Elements, m.Candidates))], target);
+        return measured.Select((m, i) => (m.Info.Name, (chosen[i].Format, chosen[i].Parameters))).ToDictionary(p => p.Name, p => p.Item2, StringComparer.Ordinal);
     }
 
     /// <summary>The format and parameters a weight tensor gets, or null to keep it as the source stores it.</summary>

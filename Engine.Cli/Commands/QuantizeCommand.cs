@@ -21,10 +21,13 @@ public static class QuantizeCommand
     {
         var input = new Argument<string>("input") { Description = "Model to quantize: a Hugging Face folder, a .safetensors file, a llama2.c .bin or an .epack file" };
         var output = new Option<string>("--output", "-o") { Description = "The .epack file to write", Required = true };
-        var format = new Option<string>("--format", "-f")
+        var format = new Option<string?>("--format", "-f")
         {
-            Description = $"Weight format: {string.Join(", ", WeightTypes.All.Select(f => f.Name))}",
-            Required = true,
+            Description = $"Weight format: {string.Join(", ", WeightTypes.All.Select(f => f.Name))} (or --target-bpw)",
+        };
+        var targetBpw = new Option<double?>("--target-bpw")
+        {
+            Description = "Instead of one format: a bit budget; each layer matrix gets the group integer format (q2..q8, group 32/64/128) that a measured sensitivity (layer error on calibration statistics) favours, the layer matrices averaging at most this many bits per weight (calibrates twice: sensitivities, then GPTQ)",
         };
         var groupSize = new Option<int?>("--group-size") { Description = "Weights per group (scale, exponent) along a row; default: the format's" };
         var bits = new Option<int?>("--bits") { Description = "Format-specific bit width (SEFP mantissa bits, PCDVQ direction bits); default: the format's" };
@@ -59,7 +62,7 @@ public static class QuantizeCommand
         };
         var command = new Command("quantize", "Write a model as an .epack file in a weight format")
         {
-            input, output, format, groupSize, bits, planes, rank, method, keep, calib, calibWindows, calibContext, calibBackend, calibSeed, actOrder,
+            input, output, format, targetBpw, groupSize, bits, planes, rank, method, keep, calib, calibWindows, calibContext, calibBackend, calibSeed, actOrder,
         };
         command.SetAction(parse =>
         {
@@ -74,9 +77,15 @@ public static class QuantizeCommand
                 Backend = parse.GetValue(calibBackend),
                 Seed = parse.GetValue(calibSeed),
             };
-            var request = ModelQuantizer.CreateRequest(parse.GetValue(format)!, parse.GetValue(groupSize), parse.GetValue(bits),
-                parse.GetValue(planes), parse.GetValue(rank), parse.GetValue(method), parse.GetValue(keep) ?? [],
-                calibration, new GptqOptions(ActOrder: parse.GetValue(actOrder)));
+            var gptq = new GptqOptions(ActOrder: parse.GetValue(actOrder));
+            var request = (parse.GetValue(format), parse.GetValue(targetBpw)) switch
+            {
+                (null, null) => throw new ArgumentException("give --format FORMAT or --target-bpw BITS"),
+                ({ } name, null) => ModelQuantizer.CreateRequest(name, parse.GetValue(groupSize), parse.GetValue(bits),
+                    parse.GetValue(planes), parse.GetValue(rank), parse.GetValue(method), parse.GetValue(keep) ?? [], calibration, gptq),
+                (null, { } budget) => ModelQuantizer.CreateBudgetRequest(budget, parse.GetValue(method), parse.GetValue(keep) ?? [], calibration, gptq),
+                _ => throw new ArgumentException("--format and --target-bpw exclude each other: a bit budget chooses the formats"),
+            };
             using var source = ModelFile.Open(parse.GetValue(input)!);
 
             var clock = Stopwatch.StartNew();

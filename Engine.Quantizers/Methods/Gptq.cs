@@ -114,19 +114,20 @@ public static class Gptq
     /// <summary>The layer error tr(ΔW H ΔWᵀ) = Σ_r Δw_r H Δw_rᵀ of a quantized matrix, the quantity GPTQ reduces.</summary>
     public static double LayerError(ReadOnlySpan<float> weights, ReadOnlySpan<float> quantized, int rows, int columns, double[] hessian)
     {
-        double total = 0;
-        var delta = new double[columns];
-        for (int r = 0; r < rows; r++)
+        var delta = new double[rows * columns];
+        for (int i = 0; i < delta.Length; i++) delta[i] = (double)weights[i] - quantized[i];
+        var perRow = new double[rows];
+        Parallel.For(0, rows, r =>
         {
-            for (int c = 0; c < columns; c++) delta[c] = (double)weights[r * columns + c] - quantized[r * columns + c];
+            var d = delta.AsSpan(r * columns, columns);
+            double total = 0;
             for (int i = 0; i < columns; i++)
             {
-                if (delta[i] == 0) continue;
-                double dot = TensorPrimitives.Dot<double>(hessian.AsSpan(i * columns, columns), delta);
-                total += delta[i] * dot;
+                if (d[i] != 0) total += d[i] * TensorPrimitives.Dot<double>(hessian.AsSpan(i * columns, columns), d);
             }
-        }
-        return total;
+            perRow[r] = total;
+        });
+        return perRow.Sum();
     }
 
     /// <summary>

@@ -1,0 +1,69 @@
+using Engine.Formats;
+using Engine.Formats.Weights;
+
+namespace Engine.Quantizers.Methods;
+
+/// <summary>One way to store a matrix: a format with its parameters, what it costs and the error it brings.</summary>
+/// <param name="Bits">Stored bits of the matrix, scales and companions included.</param>
+/// <param name="Error">Its sensitivity: the layer error tr(ΔW H ΔWᵀ) on the matrix's calibration statistics.</param>
+public sealed record StorageChoice(WeightFormat Format, FormatParameters Parameters, long Bits, double Error);
+
+/// <summary>
+/// A bit budget per layer (<c>engine quantize --target-bpw B</c>): each matrix gets one of its candidate formats so
+/// that the matrices average at most B bits per weight and the summed sensitivity is least. Solved by Lagrangian
+/// relaxation: for a price λ per bit each matrix independently takes the candidate minimising error + λ·bits, the
+/// price is bisected until the bits fit, and the budget left over then buys the upgrades with the most error removed
+/// per extra bit.
+/// </summary>
+public static class BitAllocation
+{
+    /// <summary>The candidate formats of the traits table a budget chooses among: every group integer width at group sizes 32, 64 and 128.</summary>
+    public static IReadOnlyList<(WeightFormat Format, FormatParameters Parameters)> Candidates { get; } =
+        [.. WeightTypes.All.OfType<GroupIntFormat>().SelectMany(format => new[] { 32, 64, 128 }
+            .Select(group => ((WeightFormat)format, format.DefaultParameters with { GroupSize = group })))];
+
+    /// <summary>
+    /// The choice per matrix (same order as <paramref name="matrices"/>, each a list of candidates for one matrix of
+    /// <c>elements</c> weights) whose bits sum to at most <paramref name="bitsPerWeight"/> per weight.
+    /// </summary>
+    public static StorageChoice[] Choose(IReadOnlyList<(long Elements, IReadOnlyList<StorageChoice> Candidates)> matrices, double bitsPerWeight)
+    {
+        long elements = matrices.Sum(m => m.Elements);
+        double budget = bitsPerWeight * elements;
+        long cheapest = matrices.Sum(m => m.Candidates.Min(c => c.Bits));
+        if (cheapest > budget)
+            throw new ArgumentException($"--target-bpw {bitsPerWeight}: the smallest formats already take {(double)cheapest / elements:F3} bits per weight");
+
+        StorageChoice[] At(double price) =>
+            [.. matrices.Select(m => m.Candidates.MinBy(c => c.Error + price * c.Bits)!)];
+        double low = 0, high = 1;
+        while (At(high).Sum(c => c.Bits) > budget) high *= 2;
+        if (At(low).Sum(c => c.Bits) <= budget) return At(low);
+        for (int i = 0; i < 100; i++)
+        {
+            double middle = (low + high) / 2;
+            if (At(middle).Sum(c => c.Bits) > budget) low = middle;
+            else high = middle;
+        }
+        var chosen = At(high);
+        // Spend what is left: the upgrade with the most error removed per extra bit, while one fits.
+        double left = budget - chosen.Sum(c => c.Bits);
+        while (true)
+        {
+            (int Matrix, StorageChoice Choice, double Gain)? best = null;
+            for (int i = 0; i < matrices.Count; i++)
+            {
+                foreach (var candidate in matrices[i].Candidates)
+                {
+                    long extra = candidate.Bits - chosen[i].Bits;
+                    if (extra <= 0 || extra > left || candidate.Error >= chosen[i].Error) continue;
+                    double gain = (chosen[i].Error - candidate.Error) / extra;
+                    if (best is not { } b || gain > b.Gain) best = (i, candidate, gain);
+                }
+            }
+            if (best is not { } upgrade) return chosen;
+            left -= upgrade.Choice.Bits - chosen[upgrade.Matrix].Bits;
+            chosen[upgrade.Matrix] = upgrade.Choice;
+        }
+    }
+}
