@@ -15,6 +15,9 @@ namespace Engine.Quantizers;
 /// </summary>
 public sealed record QuantizeRequest(WeightFormat Format, FormatParameters Parameters, string Method, IReadOnlyList<TensorOverride> Overrides)
 {
+    /// <summary>The target format's encoder for the method when it needs no calibration (the format's default otherwise).</summary>
+    public IWeightEncoder Encoder { get; init; } = WeightEncoders.Get(Format.Type);
+
     public ICalibratedEncoder? Calibrated { get; init; }
 
     public GptqOptions Gptq { get; init; } = new();
@@ -84,9 +87,10 @@ public static class ModelQuantizer
 
         method ??= encoder.Method;
         var calibrated = CalibratedEncoders.Find(format, method, gptq);
-        if (!string.Equals(method, encoder.Method, StringComparison.OrdinalIgnoreCase) && calibrated is null)
+        var uncalibrated = WeightEncoders.Find(format.Type, method);
+        if (uncalibrated is null && calibrated is null)
         {
-            string has = string.Join(", ", CalibratedEncoders.MethodsOf(format).Prepend(encoder.Method));
+            string has = string.Join(", ", WeightEncoders.MethodsOf(format.Type).Concat(CalibratedEncoders.MethodsOf(format)));
             throw new ArgumentException(KnownMethods.Contains(method, StringComparer.OrdinalIgnoreCase)
                 ? $"method '{method}' is not implemented for {format.Name}; {format.Name} has {has}"
                 : $"unknown method '{method}' (known: {string.Join(", ", KnownMethods)}; {format.Name} has {has})");
@@ -98,9 +102,9 @@ public static class ModelQuantizer
         {
             if (entry.Format is { } target) Encoder(target);
         }
-        return new QuantizeRequest(format, parameters, calibrated?.Method ?? encoder.Method, parsed)
+        return new QuantizeRequest(format, parameters, calibrated?.Method ?? uncalibrated!.Method, parsed)
         {
-            Calibrated = calibrated, Calibration = calibration, Gptq = gptq ?? new GptqOptions(),
+            Encoder = uncalibrated ?? encoder, Calibrated = calibrated, Calibration = calibration, Gptq = gptq ?? new GptqOptions(),
         };
     }
 
@@ -177,7 +181,7 @@ public static class ModelQuantizer
             var method = calibrator is not null && calibrator.LayerOf(info.Name) is not null && (format == request.Format || allocated.ContainsKey(info.Name))
                 ? CalibratedEncoders.Find(format, request.Method, request.Gptq)
                 : null;
-            var encoded = Encode(info, values, format, parameters, method is null ? null : (method, calibrator!));
+            var encoded = Encode(info, values, format == request.Format ? request.Encoder : Encoder(format), parameters, method is null ? null : (method, calibrator!));
             calibrator?.Quantized(encoded);
             errors[info.Name] = WriteAndMeasure(writer, values, format, encoded);
         }
@@ -266,13 +270,13 @@ public static class ModelQuantizer
     /// Encodes a source tensor with a calibrated method on the statistics its input had in the partly quantized
     /// model, or with the format's default method (no calibrated method, or no statistics for this tensor).
     /// </summary>
-    private static EncodedTensor Encode(TensorInfo info, float[] values, WeightFormat format, FormatParameters parameters,
+    private static EncodedTensor Encode(TensorInfo info, float[] values, IWeightEncoder encoder, FormatParameters parameters,
         (ICalibratedEncoder Method, LayerCalibrator Calibrator)? calibrated)
     {
         int rows = (int)info.Rows, columns = (int)info.Columns;
         var encoded = calibrated is var (method, calibrator) && calibrator.StatisticsOf(info.Name, columns) is { } statistics
             ? method.Encode(info.Name, values, rows, columns, parameters, statistics)
-            : Encoder(format).Encode(info.Name, values, rows, columns, parameters);
+            : encoder.Encode(info.Name, values, rows, columns, parameters);
         // Encoders see a matrix; the tensor keeps its own shape (same rows and columns, so the same layout).
         return encoded with { Tensor = encoded.Tensor with { Info = encoded.Info with { Shape = info.Shape } } };
     }

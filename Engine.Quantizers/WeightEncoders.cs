@@ -3,7 +3,10 @@ using Engine.Formats.Weights;
 
 namespace Engine.Quantizers;
 
-/// <summary>The default encoder of every weight format, indexed like <see cref="WeightTypes"/>.</summary>
+/// <summary>
+/// The encoders that need no calibration: every weight format's default (indexed like <see cref="WeightTypes"/>) and
+/// the other methods of a format (multi-precision SEFP).
+/// </summary>
 public static class WeightEncoders
 {
     private static readonly IWeightEncoder[] Table =
@@ -21,8 +24,17 @@ public static class WeightEncoders
         new LowRankEncoder(),
     ];
 
+    private static readonly IWeightEncoder[] Methods = [new SefpEncoder { MultiPrecision = true }];
+
     public static IWeightEncoder Get(WeightType type) =>
         Table.FirstOrDefault(e => e.Type == type) ?? throw new NotSupportedException($"no encoder for weight format {WeightTypes.Get(type).Name}");
+
+    /// <summary>The encoder of <paramref name="type"/> for <c>--method</c> <paramref name="method"/>, or null when it needs calibration or does not exist.</summary>
+    public static IWeightEncoder? Find(WeightType type, string method) =>
+        Table.Concat(Methods).FirstOrDefault(e => e.Type == type && string.Equals(e.Method, method, StringComparison.OrdinalIgnoreCase));
+
+    /// <summary>The methods of a format that need no calibration, the default first.</summary>
+    public static IEnumerable<string> MethodsOf(WeightType type) => Table.Concat(Methods).Where(e => e.Type == type).Select(e => e.Method);
 
     /// <summary>Encodes a matrix in <paramref name="type"/> with <paramref name="parameters"/> (the format's defaults when omitted).</summary>
     public static EncodedTensor Encode(WeightType type, string name, ReadOnlySpan<float> values, int rows, int columns, FormatParameters? parameters = null) =>
