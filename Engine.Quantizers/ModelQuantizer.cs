@@ -179,7 +179,7 @@ public static class ModelQuantizer
                 throw new InvalidDataException($"tensor '{info.Name}' {info.ShapeText} is too large to encode");
             float[] values = tensors.ReadFloat32(info.Name);
             var method = calibrator is not null && calibrator.LayerOf(info.Name) is not null && (format == request.Format || allocated.ContainsKey(info.Name))
-                ? CalibratedEncoders.Find(format, request.Method, request.Gptq)
+                ? CalibratedEncoders.Find(format, allocated.ContainsKey(info.Name) ? CalibratedEncoders.MethodsOf(format).FirstOrDefault() ?? "" : request.Method, request.Gptq)
                 : null;
             var encoded = Encode(info, values, format == request.Format ? request.Encoder : Encoder(format), parameters, method is null ? null : (method, calibrator!));
             calibrator?.Quantized(encoded);
@@ -207,7 +207,10 @@ public static class ModelQuantizer
     /// <summary>
     /// The bit budget's choice for every layer matrix that would get the target format: a calibration pass per layer
     /// over the unquantized model gives each matrix's input statistics, every candidate format's round-to-nearest
-    /// encoding its sensitivity (the layer error on those statistics), and <see cref="BitAllocation"/> the choice.
+    /// encoding its layer error on those statistics, and <see cref="BitAllocation"/> the choice. Layer errors are
+    /// not comparable across matrices (a matrix's output passes through different layers to the logits), so each
+    /// matrix's are scaled by what they cost the output: the KL divergence of the model with that matrix alone at
+    /// the candidate nearest the target, over its layer error there (first order: KL grows with the output error).
     /// </summary>
     private static Dictionary<string, (WeightFormat, FormatParameters)> Allocate(ModelFile source, IReadOnlyList<TensorInfo> weights, TensorNames names,
         QuantizeRequest request, (WeightFormat Format, FormatParameters Parameters) embedding, double target, IProgress<QuantizeProgress>? progress)
@@ -219,25 +222,33 @@ public static class ModelQuantizer
             .OrderBy(t => names.LayerOf(t.Name))
             .ToList();
         var measured = new List<(TensorInfo Info, long Elements, IReadOnlyList<StorageChoice> Candidates)>();
+        var sharedBits = new Dictionary<string, long>(StringComparer.Ordinal);
         foreach (var info in matrices)
         {
             int rows = (int)info.Rows, columns = (int)info.Columns;
             // A product with no statistics (never reached, or reading the matrix transposed) is left to the target format.
             if (calibrator.StatisticsOf(info.Name, columns) is not { } statistics) continue;
+            progress?.Report(new QuantizeProgress(measured.Count, matrices.Count, $"sensitivity of {info.Name}"));
             var h = statistics.Mean();
             float[] values = source.Tensors.ReadFloat32(info.Name);
-            var candidates = BitAllocation.Candidates.Select(c =>
+            var encoded = BitAllocation.Candidates.Select(c => Encoder(c.Format).Encode(info.Name, values, rows, columns, c.Parameters)).ToList();
+            var candidates = BitAllocation.Candidates.Select((c, i) =>
             {
-                var encoded = Encoder(c.Format).Encode(info.Name, values, rows, columns, c.Parameters);
                 var decoded = new float[values.Length];
-                using (var shared = new InMemoryTensors(encoded.Companions))
-                    c.Format.Decode(encoded.Info, encoded.Data, decoded, shared);
-                long bits = 8L * (encoded.Data.Length + encoded.Companions.Sum(t => (long)t.Data.Length));
-                return new StorageChoice(c.Format, c.Parameters, bits, Gptq.LayerError(values, decoded, rows, columns, h));
+                using (var companions = new InMemoryTensors(encoded[i].Companions))
+                    c.Format.Decode(encoded[i].Info, encoded[i].Data, decoded, companions);
+                // A companion named by the parameters (a codebook) is shared by every matrix: counted once, by the allocation.
+                var shared = encoded[i].Companions.Where(t => t.Info.Name == c.Parameters.Reference).ToList();
+                foreach (var t in shared) sharedBits[t.Info.Name] = 8L * t.Data.Length;
+                long bits = 8L * (encoded[i].Data.Length + encoded[i].Companions.Except(shared).Sum(t => (long)t.Data.Length));
+                return new StorageChoice(c.Format, c.Parameters, bits, Gptq.LayerError(values, decoded, rows, columns, h), [.. shared.Select(t => t.Info.Name)]);
             }).ToList();
-            measured.Add((info, (long)rows * columns, candidates));
+            long elements = (long)rows * columns;
+            int probe = candidates.Select((c, i) => (c, i)).MinBy(p => Math.Abs((double)p.c.Bits / elements - target)).i;
+            double weight = candidates[probe].Error > 0 ? calibrator.KlDivergenceWith(encoded[probe]) / candidates[probe].Error : 0;
+            measured.Add((info, elements, [.. candidates.Select(c => c with { Error = weight * c.Error })]));
         }
-        var chosen = BitAllocation.Choose([.. measured.Select(m => (m.Elements, m.Candidates))], target);
+        var chosen = BitAllocation.Choose([.. measured.Select(m => (m.Elements, m.Candidates))], target, sharedBits);
         return measured.Select((m, i) => (m.Info.Name, (chosen[i].Format, chosen[i].Parameters))).ToDictionary(p => p.Name, p => p.Item2, StringComparer.Ordinal);
     }
 

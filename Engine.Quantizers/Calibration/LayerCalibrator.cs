@@ -99,6 +99,58 @@ public sealed class LayerCalibrator
         foreach (var companion in encoded.Companions) _quantized[companion.Info.Name] = companion;
     }
 
+    /// <summary>Largest reference logits kept for <see cref="KlDivergenceWith"/> (floats: 256 MiB).</summary>
+    private const long ReferenceLogitsLimit = 64L << 20;
+
+    /// <summary>Most windows <see cref="KlDivergenceWith"/> scores: a ratio per matrix needs no more.</summary>
+    private const int ProbeWindows = 4;
+
+    private float[][]? _referenceLogits;
+
+    /// <summary>
+    /// Mean KL divergence of the next-token distribution, unquantized model against the unquantized model with
+    /// <paramref name="encoded"/> alone in place, over the first calibration windows (at most <see cref="ProbeWindows"/>,
+    /// fewer when a large vocabulary would make their reference logits exceed <see cref="ReferenceLogitsLimit"/>).
+    /// </summary>
+    public double KlDivergenceWith(EncodedTensor encoded)
+    {
+        int vocab = _source.Config.VocabSize;
+        long perWindow = (long)_options.Context * vocab;
+        int windows = (int)Math.Clamp(ReferenceLogitsLimit / perWindow, 1, Math.Min(ProbeWindows, _windows.Length));
+        _referenceLogits ??= Logits(_source.Tensors, windows);
+        var replaced = new Dictionary<string, StoredBytes>(StringComparer.Ordinal) { [encoded.Info.Name] = encoded.Tensor };
+        foreach (var companion in encoded.Companions) replaced[companion.Info.Name] = companion;
+        using var tensors = new OverlayTensors(_source.Tensors, replaced);
+        var logits = Logits(tensors, windows);
+        double kl = 0;
+        for (int w = 0; w < windows; w++)
+        {
+            for (int i = 0; i < _options.Context; i++)
+            {
+                var p = _referenceLogits[w].AsSpan(i * vocab, vocab);
+                var q = logits[w].AsSpan(i * vocab, vocab);
+                kl += Perplexity.KlDivergence(p, Perplexity.LogSumExp(p), q, Perplexity.LogSumExp(q));
+            }
+        }
+        return kl / ((long)windows * _options.Context);
+    }
+
+    /// <summary>Every position's logits of the first <paramref name="windows"/> calibration windows, the whole model on <paramref name="tensors"/>.</summary>
+    private float[][] Logits(ITensorSource tensors, int windows)
+    {
+        var options = new ModelOptions { Backend = _options.Backend, DeviceIndex = _options.DeviceIndex, MaxContext = _options.Context, MaxBatch = _options.Context };
+        using var model = ArchitectureRegistry.Create(_source.Config, tensors, ModelLoader.CreateBackend(options), options);
+        var state = model.CreateState();
+        var logits = new float[windows][];
+        for (int w = 0; w < windows; w++)
+        {
+            logits[w] = new float[_options.Context * _source.Config.VocabSize];
+            state.Reset();
+            model.Forward(state, _windows[w], logits[w], allPositions: true);
+        }
+        return logits;
+    }
+
     /// <summary>One pass over the windows with layers 0..layer (the rest are not loaded), recording layer's product inputs.</summary>
     private Dictionary<string, InputStatistics> Run(int layer)
     {

@@ -8,7 +8,8 @@ namespace Engine.Quantizers.Methods;
 /// GPTQ into a group integer format (q8/q4/q3/q2): the same stored layout and grids as round-to-nearest
 /// (<see cref="GroupIntEncoder"/>: asymmetric min-max per group of a row, f16 scale and minimum), but each code chosen
 /// after the error of the columns before it was fed back. A group's grid is fixed when GPTQ reaches its first column
-/// (from the error-updated weights), or up front from the original weights under act-order (static groups).
+/// (from the error-updated weights), or up front from the original weights under act-order (static groups), its
+/// range clipped where that lowers the group's rounding error.
 /// </summary>
 public sealed class GroupIntGptq(GroupIntFormat format, GptqOptions options) : ICalibratedEncoder
 {
@@ -43,7 +44,7 @@ public sealed class GroupIntGptq(GroupIntFormat format, GptqOptions options) : I
             int group = column / groupSize, end = Math.Min(columns, column + groupSize);
             for (int r = 0; r < rows; r++)
             {
-                var grid = GroupIntEncoder.Grid(format, weights.Slice(r * columns + column, end - column), name, r, column);
+                var grid = GroupIntEncoder.ClippedGrid(format, weights.Slice(r * columns + column, end - column), name, r, column);
                 _grids[r * _groups + group] = grid;
                 GroupIntFormat.WriteHeader(Row(0, r), group, grid.Scale, grid.Min);
             }

@@ -66,7 +66,7 @@ public static class Perplexity
             baseModel is null ? null : kl / scored, baseModel is null ? null : (double)agree / scored);
     }
 
-    private static double LogSumExp(ReadOnlySpan<float> row)
+    public static double LogSumExp(ReadOnlySpan<float> row)
     {
         double max = double.NegativeInfinity;
         foreach (float v in row) max = Math.Max(max, v);
@@ -76,7 +76,7 @@ public static class Perplexity
     }
 
     /// <summary>KL(p || q) with p and q given as logits and their log-normalisers.</summary>
-    private static double KlDivergence(ReadOnlySpan<float> p, double pLogSum, ReadOnlySpan<float> q, double qLogSum)
+    public static double KlDivergence(ReadOnlySpan<float> p, double pLogSum, ReadOnlySpan<float> q, double qLogSum)
     {
         double kl = 0;
         for (int i = 0; i < p.Length; i++)

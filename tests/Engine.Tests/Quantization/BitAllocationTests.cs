@@ -58,10 +58,38 @@ public sealed class BitAllocationTests
         Assert.Contains("--target-bpw 2", error.Message);
     }
 
-    [Fact]
-    public void The_candidates_are_every_group_integer_width_at_three_group_sizes()
+    [Theory]
+    [InlineData(100, true)]
+    [InlineData(1_000_000, false)]
+    public void A_shared_codebook_is_paid_once_and_only_when_it_pays(long codebookBits, bool worthIt)
     {
-        Assert.Equal(WeightTypes.All.OfType<GroupIntFormat>().Count() * 3, BitAllocation.Candidates.Count);
+        // Per matrix: 3 bits with a high error, 4 bits with a low one, or 2 bits with a mid error plus the codebook.
+        var random = new Random();
+        var matrices = Enumerable.Range(0, 20).Select(_ =>
+        {
+            long elements = 64 * random.Next(1, 10);
+            double scale = 1 + random.NextDouble();
+            return (elements, (IReadOnlyList<StorageChoice>)
+            [
+                new StorageChoice(GroupIntFormat.Q3, default, 3 * elements, 10 * scale * elements),
+                new StorageChoice(GroupIntFormat.Q4, default, 4 * elements, scale * elements),
+                new StorageChoice(PcdvqFormat.Instance, default, 2 * elements, 2 * scale * elements, ["codebook"]),
+            ]);
+        }).ToList();
+        long total = matrices.Sum(m => m.elements);
+        // A budget of 3 bits per weight: all at 3 bits, or a mix of 2 (with the codebook) and 4.
+        var chosen = BitAllocation.Choose(matrices, 3.0, new Dictionary<string, long> { ["codebook"] = codebookBits });
+        bool paid = chosen.Any(c => c.Shared is { Count: > 0 });
+        Assert.Equal(worthIt, paid);
+        Assert.True(chosen.Sum(c => c.Bits) + (paid ? codebookBits : 0) <= 3.0 * total);
+        double allAtThree = matrices.Sum(m => m.Item2[0].Error);
+        Assert.True(chosen.Sum(c => c.Error) < allAtThree || !worthIt);
+    }
+
+    [Fact]
+    public void The_candidates_are_every_group_integer_width_at_three_group_sizes_and_pcdvq_at_both_widths()
+    {
+        Assert.Equal(WeightTypes.All.OfType<GroupIntFormat>().Count() * 3 + 2, BitAllocation.Candidates.Count);
         Assert.All(BitAllocation.Candidates, c => c.Format.Validate(c.Parameters));
     }
 }

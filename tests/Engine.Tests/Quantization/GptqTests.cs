@@ -85,15 +85,27 @@ public sealed class GptqTests
     }
 
     [Fact]
-    public void With_no_calibration_tokens_gptq_equals_round_to_nearest()
+    public void With_no_calibration_tokens_gptq_rounds_each_weight_to_the_nearest_point_of_its_clipped_grid()
     {
         const int rows = 16, columns = 64;
         var format = GroupIntFormat.Q4;
-        var parameters = format.DefaultParameters;
+        var parameters = format.DefaultParameters with { GroupSize = 32 };
         float[] w = WeightFormatChecks.RandomValues(rows * columns);
-        var rtn = WeightEncoders.Encode(format.Type, "w", w, rows, columns, parameters);
         var gptq = new GroupIntGptq(format, new GptqOptions(ActOrder: false)).Encode("w", w, rows, columns, parameters, new InputStatistics(columns));
-        Assert.Equal(rtn.Data, gptq.Data);
+        var expected = new float[w.Length];
+        for (int r = 0; r < rows; r++)
+        {
+            for (int g = 0; g < columns; g += 32)
+            {
+                var (scale, min) = GroupIntEncoder.ClippedGrid(format, w.AsSpan(r * columns + g, 32), "w", r, g);
+                for (int i = r * columns + g; i < r * columns + g + 32; i++)
+                    expected[i] = MathF.FusedMultiplyAdd(GroupIntEncoder.Code(format, w[i], scale, min), (float)scale, (float)min);
+            }
+        }
+        Assert.Equal(expected, WeightFormatChecks.Decode(gptq));
+        // The clipped grid's rounding error is at most round-to-nearest's over the full range.
+        var rtn = WeightFormatChecks.Decode(WeightEncoders.Encode(format.Type, "w", w, rows, columns, parameters));
+        Assert.True(w.Select((x, i) => Math.Pow(x - expected[i], 2)).Sum() <= w.Select((x, i) => Math.Pow(x - rtn[i], 2)).Sum());
     }
 
     [Fact]
