@@ -115,6 +115,11 @@ internal sealed class PcdvqTensor
         BinaryPrimitives.WriteSingleLittleEndian(_data.AsSpan((int)(_layout.StreamOffset(_layout.StreamCount - 1) + row * 4L)), scale);
     }
 
+    public float Scale(int row) => _scales[row];
+
+    /// <summary>The rotated matrix W' as the stored codes and scales decode to.</summary>
+    public float[] DecodeRotated() => PcdvqFormat.DecodeRotated(Info, _data, Codewords.Values);
+
     /// <summary>The RMS of a rotated row: its 8-vectors then look like standard Gaussian ones, which the codebook is built for.</summary>
     public static float RmsScale(ReadOnlySpan<float> row)
     {
@@ -157,7 +162,6 @@ internal sealed class PcdvqCodewords
     private const int Dim = PcdvqFormat.VectorLength;
 
     private readonly float[][] _coordinates = new float[Dim][];
-    private readonly float[] _directions;
     private readonly float[] _magnitudes;
 
     public PcdvqCodewords(int bits)
@@ -172,11 +176,14 @@ internal sealed class PcdvqCodewords
             _coordinates[i] = new float[Count];
             for (int d = 0; d < Count; d++) _coordinates[i][d] = values[d * Dim + i];
         }
-        _directions = values[..(Count * Dim)];
+        Values = values;
         _magnitudes = values[(Count * Dim)..(Count * Dim + PcdvqFormat.MagnitudeCount)];
     }
 
     public StoredBytes Stored { get; }
+
+    /// <summary>The stored codebook's values as the decoder reads them: directions [Count][8], then the magnitudes.</summary>
+    public float[] Values { get; }
 
     public int Count { get; }
 
@@ -201,6 +208,6 @@ internal sealed class PcdvqCodewords
     public void Decode(int direction, int magnitude, float scale, Span<float> destination)
     {
         float length = scale * _magnitudes[magnitude];
-        for (int i = 0; i < Dim; i++) destination[i] = length * _directions[direction * Dim + i];
+        for (int i = 0; i < Dim; i++) destination[i] = length * Values[direction * Dim + i];
     }
 }
