@@ -11,6 +11,7 @@ public static class CalibratedEncoders
         (format, method.ToLowerInvariant()) switch
         {
             (GroupIntFormat groupInt, "gptq") => new GroupIntGptq(groupInt, gptq ?? new GptqOptions()),
+            (PcdvqFormat, "pcdvq") => new PcdvqGptq(gptq ?? new GptqOptions()),
             _ => null,
         };
 

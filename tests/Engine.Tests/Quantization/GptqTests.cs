@@ -15,7 +15,7 @@ public sealed class GptqTests
     /// Inputs with correlated channels and uneven scales (as activations are): x = A z with z standard normal,
     /// A random, some channels scaled up, one channel always zero.
     /// </summary>
-    private static InputStatistics CorrelatedInputs(int columns, int tokens, int seed)
+    internal static InputStatistics CorrelatedInputs(int columns, int tokens, int seed)
     {
         var random = new Random(seed);
         double Normal() => Math.Sqrt(-2 * Math.Log(1 - random.NextDouble())) * Math.Cos(2 * Math.PI * random.NextDouble());
