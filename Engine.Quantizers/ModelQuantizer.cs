@@ -106,6 +106,7 @@ public static class ModelQuantizer
                 ? $"method '{method}' is not implemented for {format.Name}; {format.Name} has {has}"
                 : $"unknown method '{method}' (known: {string.Join(", ", KnownMethods)}; {format.Name} has {has})");
         }
+        if (saes?.Beta is not null && calibrated is not SaesSvd) throw new ArgumentException("--saes-beta is an option of --method saes-svd");
         calibration ??= new CalibrationOptions();
         calibration.Validate();
         var parsed = overrides.Select(TensorOverride.Parse).ToList();
