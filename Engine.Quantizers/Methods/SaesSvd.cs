@@ -34,7 +34,8 @@ public sealed class SaesSvd(SaesOptions options) : ICalibratedEncoder
 
     public string Method => "saes-svd";
 
-    public bool NeedsCrossStatistics => true;
+    /// <summary>At β = 0 the full-precision inputs play no part, so calibration need not run the full-precision model.</summary>
+    public bool NeedsCrossStatistics => options.Beta != 0;
 
     public EncodedTensor Encode(string name, ReadOnlySpan<float> values, int rows, int columns, FormatParameters parameters, InputStatistics statistics)
     {
