@@ -9,7 +9,8 @@ namespace Engine.Quantizers;
 /// so the companions are the factor tensors. With a residual (<see cref="ResidualFormat"/> set, or Planes = 2 asked
 /// for), R = W − decode(U)·decode(V) is stored too, so the residual also absorbs the factors' rounding.
 /// Rank 0 picks the rank whose factors take <see cref="DefaultStorageFraction"/> of the f16 dense size (the residual,
-/// when there is one, comes on top).
+/// when there is one, comes on top). Calibrated factorisations (<see cref="Methods.SaesSvd"/>) store their factors
+/// through the same code.
 /// </summary>
 public sealed class LowRankEncoder : IWeightEncoder
 {
@@ -39,7 +40,33 @@ public sealed class LowRankEncoder : IWeightEncoder
         return (int)Math.Clamp(Math.Round(rank), 1, Math.Min(rows, columns));
     }
 
+    /// <summary>
+    /// The rank whose factors hold <paramref name="ratio"/> of the dense matrix's parameter count, r·(m + n) ≤ ratio·m·n
+    /// (at least 1, at most full rank).
+    /// </summary>
+    public static int RankForParameterRatio(int rows, int columns, double ratio)
+    {
+        if (!(ratio > 0)) throw new ArgumentOutOfRangeException(nameof(ratio), $"the parameter ratio must be positive, got {ratio}");
+        double rank = Math.Floor(ratio * rows * (double)columns / ((double)rows + columns));
+        return (int)Math.Clamp(rank, 1, Math.Min(rows, columns));
+    }
+
     public EncodedTensor Encode(string name, ReadOnlySpan<float> values, int rows, int columns, FormatParameters parameters)
+    {
+        var matrix = values[..(rows * columns)].ToArray();
+        return Encode(name, matrix, rows, columns, parameters, rank =>
+        {
+            var svd = TruncatedSvd.Compute(matrix, rows, columns, rank);
+            return (svd.ScaledU, svd.Vt);
+        });
+    }
+
+    /// <summary>
+    /// Encodes <paramref name="values"/> as the factors <paramref name="factorize"/> gives for the tensor's rank (the
+    /// parameters' or the default): U [rows, rank] and V [rank, columns], row-major, with W ≈ U·V.
+    /// </summary>
+    internal EncodedTensor Encode(string name, ReadOnlySpan<float> values, int rows, int columns, FormatParameters parameters,
+        Func<int, (double[] U, double[] V)> factorize)
     {
         var format = LowRankFormat.Instance;
         format.Validate(parameters);
@@ -53,11 +80,11 @@ public sealed class LowRankEncoder : IWeightEncoder
             parameters with { Rank = rank, Planes = withResidual ? LowRankFormat.WithResidual : 0 });
         format.Layout(rows, columns, info.Parameters); // the rank against the shape, before the work
 
-        var svd = TruncatedSvd.Compute(values[..(rows * columns)].ToArray(), rows, columns, rank);
+        var (u, v) = factorize(rank);
         var factors = new List<EncodedTensor>
         {
-            WeightEncoders.Encode(FactorFormat, LowRankFormat.UName(info), ToSingle(svd.ScaledU), rows, rank, factorParameters),
-            WeightEncoders.Encode(FactorFormat, LowRankFormat.VName(info), ToSingle(svd.Vt), rank, columns, factorParameters),
+            WeightEncoders.Encode(FactorFormat, LowRankFormat.UName(info), ToSingle(u), rows, rank, factorParameters),
+            WeightEncoders.Encode(FactorFormat, LowRankFormat.VName(info), ToSingle(v), rank, columns, factorParameters),
         };
         if (withResidual)
         {

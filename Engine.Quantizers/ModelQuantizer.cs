@@ -22,6 +22,14 @@ public sealed record QuantizeRequest(WeightFormat Format, FormatParameters Param
 
     public GptqOptions Gptq { get; init; } = new();
 
+    public SaesOptions Saes { get; init; } = new();
+
+    /// <summary>
+    /// Low-rank: each matrix's rank is the one whose factors hold this fraction of its parameter count
+    /// (<see cref="LowRankEncoder.RankForParameterRatio"/>), where the parameters give no rank.
+    /// </summary>
+    public double? ParameterRatio { get; init; }
+
     public CalibrationOptions Calibration { get; init; } = new();
 
     /// <summary>
@@ -65,7 +73,7 @@ public static class ModelQuantizer
     /// for parameters, the format's own InvalidDataException.
     /// </summary>
     public static QuantizeRequest CreateRequest(string formatName, int? groupSize, int? bits, int? planes, int? rank, string? method, IEnumerable<string> overrides,
-        CalibrationOptions? calibration = null, GptqOptions? gptq = null)
+        CalibrationOptions? calibration = null, GptqOptions? gptq = null, double? parameterRatio = null, SaesOptions? saes = null)
     {
         ArgumentNullException.ThrowIfNull(formatName);
         if (!WeightTypes.TryGet(formatName, out var format))
@@ -84,9 +92,16 @@ public static class ModelQuantizer
             Rank = rank ?? defaults.Rank,
         };
         format.Validate(parameters);
+        if (parameterRatio is double ratio)
+        {
+            if (format is not LowRankFormat) throw new ArgumentException($"--param-ratio sets a low-rank rank; {format.Name} has none");
+            if (rank is not null) throw new ArgumentException("--rank and --param-ratio exclude each other");
+            if (!(ratio > 0)) throw new ArgumentException($"--param-ratio must be positive, got {ratio}");
+        }
+        if (saes?.Beta is < 0) throw new ArgumentException($"--saes-beta must not be negative, got {saes.Beta}");
 
         method ??= encoder.Method;
-        var calibrated = CalibratedEncoders.Find(format, method, gptq);
+        var calibrated = CalibratedEncoders.Find(format, method, gptq, saes);
         var uncalibrated = WeightEncoders.Find(format.Type, method);
         if (uncalibrated is null && calibrated is null)
         {
@@ -95,6 +110,7 @@ public static class ModelQuantizer
                 ? $"method '{method}' is not implemented for {format.Name}; {format.Name} has {has}"
                 : $"unknown method '{method}' (known: {string.Join(", ", KnownMethods)}; {format.Name} has {has})");
         }
+        if (saes?.Beta is not null && calibrated is not SaesSvd) throw new ArgumentException("--saes-beta is an option of --method saes-svd");
         calibration ??= new CalibrationOptions();
         calibration.Validate();
         var parsed = overrides.Select(TensorOverride.Parse).ToList();
@@ -105,6 +121,7 @@ public static class ModelQuantizer
         return new QuantizeRequest(format, parameters, calibrated?.Method ?? uncalibrated!.Method, parsed)
         {
             Encoder = uncalibrated ?? encoder, Calibrated = calibrated, Calibration = calibration, Gptq = gptq ?? new GptqOptions(),
+            Saes = saes ?? new SaesOptions(), ParameterRatio = parameterRatio,
         };
     }
 
@@ -155,7 +172,8 @@ public static class ModelQuantizer
             var outer = progress;
             int done = 0;
             calibrator = new LayerCalibrator(source, request.Calibration,
-                outer is null ? null : new Callback<CalibrationProgress>(p => outer.Report(new QuantizeProgress(done, weights.Count, "", p))));
+                outer is null ? null : new Callback<CalibrationProgress>(p => outer.Report(new QuantizeProgress(done, weights.Count, "", p))),
+                request.Calibrated.NeedsCrossStatistics);
             progress = outer is null ? null : new Callback<QuantizeProgress>(p =>
             {
                 done = p.Done;
@@ -179,7 +197,7 @@ public static class ModelQuantizer
                 throw new InvalidDataException($"tensor '{info.Name}' {info.ShapeText} is too large to encode");
             float[] values = tensors.ReadFloat32(info.Name);
             var method = calibrator is not null && calibrator.LayerOf(info.Name) is not null && (format == request.Format || allocated.ContainsKey(info.Name))
-                ? CalibratedEncoders.Find(format, allocated.ContainsKey(info.Name) ? CalibratedEncoders.MethodsOf(format).FirstOrDefault() ?? "" : request.Method, request.Gptq)
+                ? CalibratedEncoders.Find(format, allocated.ContainsKey(info.Name) ? CalibratedEncoders.MethodsOf(format).FirstOrDefault() ?? "" : request.Method, request.Gptq, request.Saes)
                 : null;
             var encoded = Encode(info, values, format == request.Format ? request.Encoder : Encoder(format), parameters, method is null ? null : (method, calibrator!));
             calibrator?.Quantized(encoded);
@@ -258,16 +276,22 @@ public static class ModelQuantizer
         if (request.Overrides.FirstOrDefault(o => o.Matches(info.Name)) is { } match)
         {
             if (match.Format is not { } format) return null;
-            return (format, format == request.Format ? request.Parameters : format.DefaultParameters);
+            return (format, format == request.Format ? TargetParameters(info, request) : format.DefaultParameters);
         }
         if (info.Shape.Length != 2) return (FloatFormat.F32, default);
         return names.RoleOf(info.Name) switch
         {
             TensorRole.Router => (FloatFormat.F32, default),
             TensorRole.Embedding or TensorRole.Head or TensorRole.Projector => embedding,
-            _ => (request.Format, request.Parameters),
+            _ => (request.Format, TargetParameters(info, request)),
         };
     }
+
+    /// <summary>The request's parameters for a matrix of the target format: with the rank its parameter ratio gives, if it has one.</summary>
+    private static FormatParameters TargetParameters(TensorInfo info, QuantizeRequest request) =>
+        request.ParameterRatio is double ratio && request.Parameters.Rank == 0
+            ? request.Parameters with { Rank = LowRankEncoder.RankForParameterRatio((int)info.Rows, (int)info.Columns, ratio) }
+            : request.Parameters;
 
     /// <summary>The embedding table's and output head's format: the target at 8 bits or more, else q8 (f16 without q8).</summary>
     private static (WeightFormat Format, FormatParameters Parameters) EmbeddingChoice(QuantizeRequest request)

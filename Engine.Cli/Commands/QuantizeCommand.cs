@@ -33,6 +33,14 @@ public static class QuantizeCommand
         var bits = new Option<int?>("--bits") { Description = "Format-specific bit width (SEFP mantissa bits, PCDVQ direction bits); default: the format's" };
         var planes = new Option<int?>("--planes") { Description = "Binary sign planes (1 or 2); default: the format's" };
         var rank = new Option<int?>("--rank") { Description = "Low-rank inner dimension; default: the format's" };
+        var parameterRatio = new Option<double?>("--param-ratio")
+        {
+            Description = "Low-rank: each matrix gets the rank whose factors hold this fraction of its parameters, r·(rows + columns) ≤ R·rows·columns (instead of --rank)",
+        };
+        var saesBeta = new Option<double?>("--saes-beta")
+        {
+            Description = "saes-svd: the weight of the full-precision output term (β ≥ 0; 0 is whitened SVD); default: ACES chooses it per matrix",
+        };
         var method = new Option<string?>("--method") { Description = $"Quantization method ({string.Join(", ", ModelQuantizer.KnownMethods)}); default: the format's" };
         var keep = new Option<string[]>("--keep")
         {
@@ -41,7 +49,7 @@ public static class QuantizeCommand
         };
         var calib = new Option<FileInfo?>("--calib")
         {
-            Description = "Calibration text for calibrated methods (gptq): plain text, one paragraph a line; without it the model samples its own calibration text (slower, and said in the report)",
+            Description = "Calibration text for calibrated methods (gptq, saes-svd): plain text, one paragraph a line; without it the model samples its own calibration text (slower, and said in the report)",
         };
         var calibWindows = new Option<int>("--calib-windows")
         {
@@ -62,7 +70,8 @@ public static class QuantizeCommand
         };
         var command = new Command("quantize", "Write a model as an .epack file in a weight format")
         {
-            input, output, format, targetBpw, groupSize, bits, planes, rank, method, keep, calib, calibWindows, calibContext, calibBackend, calibSeed, actOrder,
+            input, output, format, targetBpw, groupSize, bits, planes, rank, parameterRatio, method, keep, calib, calibWindows, calibContext, calibBackend, calibSeed,
+            actOrder, saesBeta,
         };
         command.SetAction(parse =>
         {
@@ -82,7 +91,8 @@ public static class QuantizeCommand
             {
                 (null, null) => throw new ArgumentException("give --format FORMAT or --target-bpw BITS"),
                 ({ } name, null) => ModelQuantizer.CreateRequest(name, parse.GetValue(groupSize), parse.GetValue(bits),
-                    parse.GetValue(planes), parse.GetValue(rank), parse.GetValue(method), parse.GetValue(keep) ?? [], calibration, gptq),
+                    parse.GetValue(planes), parse.GetValue(rank), parse.GetValue(method), parse.GetValue(keep) ?? [], calibration, gptq,
+                    parse.GetValue(parameterRatio), new SaesOptions(Beta: parse.GetValue(saesBeta))),
                 (null, { } budget) => ModelQuantizer.CreateBudgetRequest(budget, parse.GetValue(method), parse.GetValue(keep) ?? [], calibration, gptq),
                 _ => throw new ArgumentException("--format and --target-bpw exclude each other: a bit budget chooses the formats"),
             };

@@ -38,7 +38,9 @@ public readonly record struct CalibrationProgress(int Layer, int Layers, int Win
 /// quantized (what <see cref="Quantized"/> was told), and the second moment of every product input of layer l is
 /// collected; the caller then quantizes layer l and moves on, so each layer is fitted to the inputs the quantized
 /// model will really give it. Only one layer's statistics are held at a time. The windows are fixed up front from the
-/// seed, so a run is deterministic.
+/// seed, so a run is deterministic. With cross statistics, the full-precision model runs each window too, just before
+/// the quantized one, and the two models' inputs to each product are paired token by token into the cross moment; only
+/// one window's inputs are held at a time.
 /// </summary>
 public sealed class LayerCalibrator
 {
@@ -48,15 +50,18 @@ public sealed class LayerCalibrator
     private readonly IProgress<CalibrationProgress>? _progress;
     private readonly Dictionary<string, StoredBytes> _quantized = new(StringComparer.Ordinal);
     private readonly int[][] _windows;
+    private readonly bool _crossStatistics;
     private int _layer = -1;
     private Dictionary<string, InputStatistics> _statistics = [];
 
-    public LayerCalibrator(ModelFile source, CalibrationOptions options, IProgress<CalibrationProgress>? progress = null)
+    /// <param name="crossStatistics">Also collect the cross moment with the full-precision model's inputs (<see cref="InputStatistics.CrossMean"/>).</param>
+    public LayerCalibrator(ModelFile source, CalibrationOptions options, IProgress<CalibrationProgress>? progress = null, bool crossStatistics = false)
     {
         options.Validate();
         _source = source;
         _options = options;
         _progress = progress;
+        _crossStatistics = crossStatistics;
         _names = ArchitectureRegistry.TensorNamesOf(source.Config.Architecture);
         if (options.Context > source.Config.MaxPositions && !ArchitectureRegistry.IsRecurrent(source.Config.Architecture))
             throw new ArgumentException($"--calib-ctx {options.Context} exceeds the model's context length {source.Config.MaxPositions}");
@@ -160,15 +165,28 @@ public sealed class LayerCalibrator
             Backend = _options.Backend, DeviceIndex = _options.DeviceIndex, JoinMatrices = false,
             MaxContext = _options.Context, MaxBatch = _options.Context,
         };
-        var backend = new RecordingBackend(ModelLoader.CreateBackend(options), name => LayerOf(name) == layer);
+        bool Wanted(string name) => LayerOf(name) == layer;
+        var fullPrecisionInputs = _crossStatistics ? new Queue<float[]>() : null;
+        var backend = new RecordingBackend(ModelLoader.CreateBackend(options), Wanted) { FullPrecisionInputs = fullPrecisionInputs };
         using var tensors = new OverlayTensors(_source.Tensors, _quantized);
         using var model = ArchitectureRegistry.Create(config, tensors, backend, options);
+        using var sourceTensors = new OverlayTensors(_source.Tensors, new Dictionary<string, StoredBytes>());
+        using var fullPrecision = fullPrecisionInputs is null ? null
+            : ArchitectureRegistry.Create(config, sourceTensors, new RecordingBackend(ModelLoader.CreateBackend(options), Wanted) { KeptInputs = fullPrecisionInputs }, options);
         var state = model.CreateState();
+        var fullPrecisionState = fullPrecision?.CreateState();
         var logits = new float[model.Config.VocabSize];
         for (int w = 0; w < _windows.Length; w++)
         {
+            if (fullPrecision is not null)
+            {
+                fullPrecisionState!.Reset();
+                fullPrecision.Forward(fullPrecisionState, _windows[w], logits, allPositions: false);
+            }
             state.Reset();
             model.Forward(state, _windows[w], logits, allPositions: false);
+            if (fullPrecisionInputs is { Count: > 0 })
+                throw new InvalidOperationException($"layer {layer}: the full-precision model ran products the quantized model did not");
             _progress?.Report(new CalibrationProgress(layer, Layers, w + 1, _windows.Length));
         }
         return backend.Statistics;

@@ -11,15 +11,24 @@ namespace Engine.Quantizers.Calibration;
 /// uploaded under, so the model must load them unjoined (<see cref="ModelOptions.JoinMatrices"/> off). Consecutive
 /// products of one input (q, k, v; gate, up), with nothing written to it between them, share one statistics object,
 /// summed once.
+/// For cross statistics two of them share a queue: the full-precision model's backend keeps its product inputs in
+/// <see cref="KeptInputs"/> (and sums nothing), then the quantized model's backend, run on the same tokens, pairs each
+/// of its product inputs with the next of them (<see cref="FullPrecisionInputs"/>).
 /// </summary>
 internal sealed class RecordingBackend(IBackend inner, Func<string, bool> wanted) : IBackend
 {
     private readonly ConditionalWeakTable<IWeightMatrix, string[]> _names = [];
     private readonly Dictionary<ITensor, float[]> _normWeights = new(ReferenceEqualityComparer.Instance);
-    private (ITensor X, ITensor? Norm, int Tokens, InputStatistics Statistics)? _lastInput;
+    private (ITensor X, ITensor? Norm, int Tokens, InputStatistics? Statistics)? _lastInput;
 
-    /// <summary>Statistics by tensor name, for every wanted matrix that ran.</summary>
+    /// <summary>Statistics by tensor name, for every wanted matrix that ran (none when the inputs are kept instead).</summary>
     public Dictionary<string, InputStatistics> Statistics { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>When set, each distinct product input ([tokens][columns]) is added here instead of to statistics.</summary>
+    public Queue<float[]>? KeptInputs { get; init; }
+
+    /// <summary>When set, each product input is paired with the next of these into the cross moment (dense products only).</summary>
+    public Queue<float[]>? FullPrecisionInputs { get; init; }
 
     public string Name => inner.Name;
     public string DeviceName => inner.DeviceName;
@@ -45,12 +54,18 @@ internal sealed class RecordingBackend(IBackend inner, Func<string, bool> wanted
                 var input = new float[tokens * weight.Columns];
                 inner.Read(x, input);
                 if (fusion.Norm is { } norm) RmsNorm(input, weight.Columns, NormWeight(norm), fusion.NormEps);
-                var statistics = Statistics.TryGetValue(names[0], out var existing) ? existing : new InputStatistics(weight.Columns);
-                statistics.Add(input, tokens);
+                InputStatistics? statistics = null;
+                if (KeptInputs is { } kept) kept.Enqueue(input);
+                else
+                {
+                    statistics = Statistics.TryGetValue(names[0], out var existing) ? existing : new InputStatistics(weight.Columns);
+                    statistics.Add(input, tokens);
+                    if (FullPrecisionInputs is { } paired) statistics.AddCross(FullPrecisionInput(paired, names[0], input.Length), input, tokens);
+                }
                 last = (x, fusion.Norm, tokens, statistics);
                 _lastInput = last;
             }
-            Statistics[names[0]] = last.Statistics;
+            if (last.Statistics is { } recorded) Statistics[names[0]] = recorded;
         }
         Wrote(y);
         inner.Linear(weight, bias, x, y, tokens, fusion);
@@ -83,6 +98,14 @@ internal sealed class RecordingBackend(IBackend inner, Func<string, bool> wanted
             }
         }
         inner.ExpertLinear(experts, expertCount, routing, x, y, tokens, k, inputPerSlot);
+    }
+
+    /// <summary>The full-precision model's input of the same product, which must have run the same products on the same tokens.</summary>
+    private static float[] FullPrecisionInput(Queue<float[]> inputs, string tensor, int length)
+    {
+        if (!inputs.TryDequeue(out var input) || input.Length != length)
+            throw new InvalidOperationException($"'{tensor}': the full-precision model did not run this product on the same tokens as the quantized model");
+        return input;
     }
 
     private IWeightMatrix Named(IWeightMatrix matrix, string[] names)

@@ -7,11 +7,12 @@ namespace Engine.Quantizers.Methods;
 public static class CalibratedEncoders
 {
     /// <summary>The method's encoder for the format, or null when the format does not have it.</summary>
-    public static ICalibratedEncoder? Find(WeightFormat format, string method, GptqOptions? gptq = null) =>
+    public static ICalibratedEncoder? Find(WeightFormat format, string method, GptqOptions? gptq = null, SaesOptions? saes = null) =>
         (format, method.ToLowerInvariant()) switch
         {
             (GroupIntFormat groupInt, "gptq") => new GroupIntGptq(groupInt, gptq ?? new GptqOptions()),
             (PcdvqFormat, "pcdvq") => new PcdvqGptq(gptq ?? new GptqOptions()),
+            (LowRankFormat, "saes-svd") => new SaesSvd(saes ?? new SaesOptions()),
             _ => null,
         };
 

@@ -165,7 +165,7 @@ public static class Gptq
     }
 
     /// <summary>In place: the lower triangle becomes L with A = LLᵀ (the upper triangle is cleared); false if A is not positive definite.</summary>
-    private static bool CholeskyLower(double[] a, int n)
+    internal static bool CholeskyLower(double[] a, int n)
     {
         for (int i = 0; i < n; i++)
         {

@@ -14,6 +14,12 @@ public interface ICalibratedEncoder
     /// <summary>The method's name on the command line (<c>engine quantize --method</c>).</summary>
     string Method { get; }
 
+    /// <summary>
+    /// Whether the statistics must also hold the cross moment with the full-precision model's input
+    /// (<see cref="InputStatistics.CrossMean"/>), which costs calibration a full-precision pass beside each pass.
+    /// </summary>
+    bool NeedsCrossStatistics => false;
+
     /// <summary>Encodes the row-major [rows, columns] matrix <paramref name="values"/>, whose input had <paramref name="statistics"/>.</summary>
     EncodedTensor Encode(string name, ReadOnlySpan<float> values, int rows, int columns, FormatParameters parameters, InputStatistics statistics);
 }
