@@ -47,10 +47,11 @@ public readonly record struct QuantizeProgress(int Done, int Total, string Tenso
 
 /// <summary>
 /// The outcome: the sizes measured from the bytes written (<see cref="StoredSizes"/>), the relative Frobenius error
-/// ||W - decode(encode(W))||_F / ||W||_F of every tensor (0 for tensors copied as they were), the file's length, and
-/// what calibration ran on (null without calibration).
+/// ||W - decode(encode(W))||_F / ||W||_F of every tensor (0 for tensors copied as they were), the file's length,
+/// what calibration ran on (null without calibration), and how many tensors came from an interrupted run's checkpoint.
 /// </summary>
-public sealed record QuantizeResult(StoredSizes Sizes, IReadOnlyDictionary<string, double> RelativeErrors, long FileBytes, string? Calibration = null);
+public sealed record QuantizeResult(StoredSizes Sizes, IReadOnlyDictionary<string, double> RelativeErrors, long FileBytes, string? Calibration = null,
+    int ResumedTensors = 0);
 
 /// <summary>
 /// Writes a model as an .epack file in a chosen weight format, tensor by tensor (one tensor in memory at a time).
@@ -162,9 +163,16 @@ public static class ModelQuantizer
         var (metadata, files) = SourceMetadata.Read(source);
         var errors = new Dictionary<string, double>(StringComparer.Ordinal);
         using var writer = EpackWriter.Create(outputPath);
-        var allocated = request.TargetBitsPerWeight is double target
-            ? Allocate(source, weights, names, request, embedding, target, progress)
-            : [];
+        // Calibrated and budgeted runs take long enough to be worth resuming after an interruption.
+        using var checkpoint = request.Calibrated is not null || request.TargetBitsPerWeight is not null
+            ? QuantizeCheckpoint.Open(outputPath, RunDescription(request, files), metadata)
+            : null;
+        Dictionary<string, (WeightFormat, FormatParameters)> allocated = [];
+        if (request.TargetBitsPerWeight is double target)
+        {
+            allocated = checkpoint!.Allocation() ?? Allocate(source, weights, names, request, embedding, target, progress);
+            checkpoint.SaveAllocation(allocated);
+        }
         LayerCalibrator? calibrator = null;
         if (request.Calibrated is not null)
         {
@@ -182,10 +190,14 @@ public static class ModelQuantizer
             // Layer by layer, each calibrated with the layers before it quantized; tensors in no layer first.
             weights = [.. weights.Select((t, i) => (t, i)).OrderBy(p => calibrator.LayerOf(p.t.Name) ?? -1).ThenBy(p => p.i).Select(p => p.t)];
         }
+        int? previousLayer = null;
         for (int i = 0; i < weights.Count; i++)
         {
             var info = weights[i];
             progress?.Report(new QuantizeProgress(i, weights.Count, info.Name));
+            int? layer = names.LayerOf(info.Name);
+            if (layer != previousLayer) checkpoint?.Flush();
+            previousLayer = layer;
             var choice = allocated.TryGetValue(info.Name, out var budgeted) ? budgeted : Choose(info, names, request, embedding);
             if (choice is not var (format, parameters) || (format.Type == info.Type && parameters == info.Parameters))
             {
@@ -199,7 +211,12 @@ public static class ModelQuantizer
             var method = calibrator is not null && calibrator.LayerOf(info.Name) is not null && (format == request.Format || allocated.ContainsKey(info.Name))
                 ? CalibratedEncoders.Find(format, allocated.ContainsKey(info.Name) ? CalibratedEncoders.MethodsOf(format).FirstOrDefault() ?? "" : request.Method, request.Gptq, request.Saes)
                 : null;
-            var encoded = Encode(info, values, format == request.Format ? request.Encoder : Encoder(format), parameters, method is null ? null : (method, calibrator!));
+            var encoded = checkpoint?.Finished(info.Name);
+            if (encoded is null)
+            {
+                encoded = Encode(info, values, format == request.Format ? request.Encoder : Encoder(format), parameters, method is null ? null : (method, calibrator!));
+                checkpoint?.Add(encoded);
+            }
             calibrator?.Quantized(encoded);
             errors[info.Name] = WriteAndMeasure(writer, values, format, encoded);
         }
@@ -217,9 +234,34 @@ public static class ModelQuantizer
                 request.Parameters, request.Method, [.. request.Overrides.Select(o => o.Text)]),
             Provenance = provenance,
         });
+        int resumed = checkpoint?.Resumed ?? 0;
+        checkpoint?.Delete();
         var lengths = writer.Entries.ToDictionary(e => e.Info.Name, e => e.Length, StringComparer.Ordinal);
         var sizes = StoredSizes.Of([.. writer.Entries.Select(e => e.Info)], name => lengths[name]);
-        return new QuantizeResult(sizes, errors, fileBytes, calibrator?.Description);
+        return new QuantizeResult(sizes, errors, fileBytes, calibrator?.Description, resumed);
+    }
+
+    /// <summary>
+    /// Everything that decides a run's output, for <see cref="QuantizeCheckpoint"/>: the engine version, the source
+    /// and calibration files (path, length, time written) and the request's settings.
+    /// </summary>
+    private static string RunDescription(QuantizeRequest request, IReadOnlyList<string> sourceFiles)
+    {
+        static string FileText(string path) => new FileInfo(path) is var file && file.Exists
+            ? string.Create(CultureInfo.InvariantCulture, $"{file.FullName} {file.Length} {file.LastWriteTimeUtc:O}")
+            : path;
+        var lines = new List<string>
+        {
+            typeof(ModelQuantizer).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "unknown",
+        };
+        lines.AddRange(sourceFiles.Select(FileText));
+        lines.Add(string.Create(CultureInfo.InvariantCulture,
+            $"{request.Format.Name} {request.Parameters} method={request.Method} target-bpw={request.TargetBitsPerWeight} param-ratio={request.ParameterRatio}"));
+        lines.Add("keep " + string.Join(" ", request.Overrides.Select(o => o.Text)));
+        lines.Add((request.Calibration with { TextFile = request.Calibration.TextFile is { } text ? FileText(text) : null }).ToString());
+        lines.Add(request.Gptq.ToString());
+        lines.Add(request.Saes.ToString());
+        return string.Join("\n", lines) + "\n";
     }
 
     /// <summary>

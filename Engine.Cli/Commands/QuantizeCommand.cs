@@ -68,7 +68,7 @@ public static class QuantizeCommand
             Description = "GPTQ: quantize columns by decreasing input energy, group grids fixed up front so the stored layout is unchanged (true or false)",
             DefaultValueFactory = _ => true,
         };
-        var command = new Command("quantize", "Write a model as an .epack file in a weight format")
+        var command = new Command("quantize", "Write a model as an .epack file in a weight format. A calibrated or budgeted run keeps each finished layer in OUT.partial/; after an interruption, the same command resumes from there")
         {
             input, output, format, targetBpw, groupSize, bits, planes, rank, parameterRatio, method, keep, calib, calibWindows, calibContext, calibBackend, calibSeed,
             actOrder, saesBeta,
@@ -129,6 +129,8 @@ public static class QuantizeCommand
         var inv = CultureInfo.InvariantCulture;
         var o = Console.Out;
         if (result.Calibration is { } calibration) o.WriteLine($"calibration: {calibration}");
+        if (result.ResumedTensors > 0)
+            o.WriteLine($"resumed: {result.ResumedTensors} tensors as an interrupted run of this command left them in {QuantizeCheckpoint.FolderOf(outputPath)}");
         o.WriteLine("| tensor | shape | format | bits/weight | rel. error |");
         o.WriteLine("| --- | --- | --- | ---: | ---: |");
         foreach (var tensor in result.Sizes.Weights)
